@@ -1,0 +1,335 @@
+"""BERT: embeddings, multi-head self-attention, encoder blocks, pooler and heads.
+
+Follows Devlin et al. 2018 (BERT) and Vaswani et al. 2017 (the Transformer encoder), in the
+Hugging Face module layout: every parameter has the name it has in a real BERT checkpoint
+(`embeddings.word_embeddings`, `encoder.layer.0.attention.self.query`, `pooler.dense`,
+`cls.predictions.transform.dense`, ...), so loading real weights is a plain state-dict load.
+
+Shape legend: B batch, T sequence length, H hidden size, nh heads, hs head size (H / nh),
+I feed-forward width, V vocabulary, M masked positions in the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from annotated_bert.config import BertConfig
+
+IGNORE_INDEX = -100
+
+
+def activation(name: str):
+    return {
+        "gelu": F.gelu,                                                   # exact (erf), as BERT
+        "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+        "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+        "relu": F.relu,
+    }[name]
+
+
+def sinusoidal_positions(n_positions: int, dim: int) -> torch.Tensor:
+    """The Transformer's fixed encoding (Vaswani et al. 2017, section 3.5), (n_positions, dim):
+    PE[p, 2i] = sin(p / 10000^(2i/dim)),  PE[p, 2i+1] = cos(p / 10000^(2i/dim))."""
+    position = torch.arange(n_positions, dtype=torch.float64)[:, None]                  # (P, 1)
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float64) * (-math.log(10000.0) / dim))  # (dim/2,)
+    pe = torch.zeros(n_positions, dim, dtype=torch.float64)
+    pe[:, 0::2] = torch.sin(position * freq)
+    pe[:, 1::2] = torch.cos(position * freq[: dim // 2])
+    return pe.float()
+
+
+class BertEmbeddings(nn.Module):
+    """token + position + segment embeddings, summed, then LayerNorm and dropout."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        H = config.hidden_size
+        self.word_embeddings = nn.Embedding(config.vocab_size, H, padding_idx=config.pad_token_id)
+        if config.position_embedding_type == "learned":
+            self.position_embeddings = nn.Embedding(config.max_position_embeddings, H)
+        else:  # fixed, so a buffer: saved with the model, never trained
+            self.register_buffer("position_encoding", sinusoidal_positions(config.max_position_embeddings, H))
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, H)
+        self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def position_table(self) -> torch.Tensor:
+        if hasattr(self, "position_embeddings"):
+            return self.position_embeddings.weight
+        return self.position_encoding
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        T = input_ids.shape[1]
+        table = self.position_table()
+        if T > table.shape[0]:
+            raise ValueError(f"input of {T} tokens is longer than the {table.shape[0]} positions of this "
+                             f"model; truncate it or grow the table with model.resize_position_embeddings()")
+        words = self.word_embeddings(input_ids)                    # (B, T, H)
+        positions = table[:T]                                      # (T, H), broadcast over the batch
+        segments = self.token_type_embeddings(token_type_ids)      # (B, T, H)
+        return self.dropout(self.LayerNorm(words + positions + segments))  # (B, T, H)
+
+
+class BertSelfAttention(nn.Module):
+    """Multi-head scaled dot-product self-attention, softmax(Q K^T / sqrt(hs) + mask) V.
+
+    Two paths that compute the same thing (tests/test_model.py checks it): `eager`, written out,
+    which can return the attention maps, and `sdpa`, PyTorch's fused kernel, which is faster.
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        H, self.nh, self.hs = config.hidden_size, config.num_attention_heads, config.head_size
+        self.query = nn.Linear(H, H)
+        self.key = nn.Linear(H, H)
+        self.value = nn.Linear(H, H)
+        self.dropout_p = config.attention_probs_dropout_prob
+        self.implementation = config.attn_implementation
+        # identity taps, so a forward hook (annotated_bert.shapes) can see the eager path's tensors
+        self.query_heads, self.scores, self.probs = nn.Identity(), nn.Identity(), nn.Identity()
+
+    def forward(self, h: torch.Tensor, mask_bias: torch.Tensor, output_attentions: bool = False):
+        B, T, H = h.shape
+        q = self.query(h).view(B, T, self.nh, self.hs).transpose(1, 2)    # (B, nh, T, hs)
+        k = self.key(h).view(B, T, self.nh, self.hs).transpose(1, 2)      # (B, nh, T, hs)
+        v = self.value(h).view(B, T, self.nh, self.hs).transpose(1, 2)    # (B, nh, T, hs)
+        dropout_p = self.dropout_p if self.training else 0.0
+        if self.implementation == "sdpa" and not output_attentions:
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask_bias, dropout_p=dropout_p)  # (B, nh, T, hs)
+            probs = None
+        else:
+            q = self.query_heads(q)
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.hs)          # (B, nh, T, T)
+            scores = self.scores(scores + mask_bias)                       # [PAD] keys -> very negative
+            probs = self.probs(scores.softmax(dim=-1))                     # (B, nh, T, T), rows sum to 1
+            ctx = F.dropout(probs, dropout_p, self.training) @ v           # (B, nh, T, hs)
+        ctx = ctx.transpose(1, 2).reshape(B, T, H)                         # (B, T, H): heads side by side
+        return ctx, probs
+
+
+class BertResidualOutput(nn.Module):
+    """dense -> dropout -> add the block's input -> LayerNorm (post-LN, as in BERT).
+    Used twice per layer: after attention (`attention.output`) and after the feed-forward (`output`)."""
+
+    def __init__(self, d_in: int, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(d_in, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(residual + self.dropout(self.dense(x)))     # (B, T, H)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertResidualOutput(config.hidden_size, config)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = activation(config.hidden_act)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(h))                                    # (B, T, I)
+
+
+class BertLayer(nn.Module):
+    """One encoder block: self-attention and a feed-forward network, each with residual + LayerNorm."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertResidualOutput(config.intermediate_size, config)
+
+    def forward(self, h: torch.Tensor, mask_bias: torch.Tensor, output_attentions: bool = False):
+        ctx, probs = self.attention.self(h, mask_bias, output_attentions)  # (B, T, H)
+        h = self.attention.output(ctx, h)                                   # (B, T, H)
+        h = self.output(self.intermediate(h), h)                            # (B, T, I) -> (B, T, H)
+        return h, probs
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
+
+
+class BertPooler(nn.Module):
+    """tanh(dense(h[:, 0])): the [CLS] vector, as BERT feeds it to NSP and sentence classifiers."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(h[:, 0]))                             # (B, H)
+
+
+@dataclass
+class BertOutput:
+    last_hidden_state: torch.Tensor                 # (B, T, H)
+    pooler_output: torch.Tensor                     # (B, H)
+    attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, nh, T, T), eager path only
+
+
+class BertPreTrainedModel(nn.Module):
+    """Shared by every model here: BERT's initialisation, and loading/saving (annotated_bert.checkpoints)."""
+
+    config: BertConfig
+
+    def init_weights(self) -> None:
+        std = self.config.initializer_range
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=std)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, std=std)
+                if m.padding_idx is not None:
+                    with torch.no_grad():
+                        m.weight[m.padding_idx].zero_()
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def set_attn_implementation(self, implementation: str) -> None:
+        for m in self.modules():
+            if isinstance(m, BertSelfAttention):
+                m.implementation = implementation
+        self.config.attn_implementation = implementation
+
+    @classmethod
+    def from_pretrained(cls, path, **kwargs):
+        from annotated_bert.checkpoints import from_pretrained
+        return from_pretrained(cls, path, **kwargs)
+
+    def save_pretrained(self, directory, vocab=None) -> None:
+        from annotated_bert.checkpoints import save_pretrained
+        save_pretrained(self, directory, vocab)
+
+    def resize_position_embeddings(self, n_positions: int, init: str = "normal") -> None:
+        from annotated_bert.checkpoints import resize_position_embeddings
+        resize_position_embeddings(self, n_positions, init)
+
+
+class BertModel(BertPreTrainedModel):
+    """The encoder: input ids -> contextual vectors (B, T, H) and the pooled [CLS] vector (B, H)."""
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
+        super().__init__()
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.init_weights()
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, output_attentions: bool = False) -> BertOutput:
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        h = self.embeddings(input_ids, token_type_ids)                      # (B, T, H)
+        # additive key mask: 0 where attended, the dtype's minimum at [PAD] keys
+        mask_bias = (1.0 - attention_mask[:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min  # (B, 1, 1, T)
+        attentions = []
+        for layer in self.encoder.layer:
+            h, probs = layer(h, mask_bias, output_attentions)               # (B, T, H)
+            attentions.append(probs)
+        pooled = self.pooler(h) if self.pooler is not None else h[:, 0]     # (B, H)
+        return BertOutput(h, pooled, tuple(attentions) if output_attentions else None)
+
+
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = activation(config.hidden_act)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.act(self.dense(h)))
+
+
+class BertLMPredictionHead(nn.Module):
+    """MLM head: dense, GELU, LayerNorm, then a decoder to the vocabulary (weights tied to the
+    token embeddings when config.tie_word_embeddings) plus its own bias."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(h)) + self.bias                  # (..., V)
+
+
+class BertPreTrainingHeads(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config)
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)  # logit 1 = "B follows A" (walkthrough convention)
+
+
+@dataclass
+class PreTrainingOutput:
+    loss: torch.Tensor | None            # mlm_loss + nsp_loss (whichever are given)
+    mlm_loss: torch.Tensor | None
+    nsp_loss: torch.Tensor | None
+    mlm_logits: torch.Tensor             # (M, V) at the masked positions when labels are given, else (B, T, V)
+    nsp_logits: torch.Tensor             # (B, 2)
+    hidden_states: torch.Tensor          # (B, T, H)
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class BertForPreTraining(BertPreTrainedModel):
+    """BERT with its two pretraining heads: masked language modelling and next-sentence prediction."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.cls = BertPreTrainingHeads(config)
+        self.init_weights()
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        if self.config.tie_word_embeddings:
+            self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, mlm_labels: torch.Tensor | None = None,
+                nsp_labels: torch.Tensor | None = None, output_attentions: bool = False) -> PreTrainingOutput:
+        out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
+        h = out.last_hidden_state                                           # (B, T, H)
+        mlm_loss = nsp_loss = None
+        if mlm_labels is not None:
+            # sparse prediction: run the head (V-wide, the costliest matmul) only where a token was masked
+            masked = mlm_labels != IGNORE_INDEX                             # (B, T)
+            mlm_logits = self.cls.predictions(h[masked])                    # (M, V)
+            targets = mlm_labels[masked]                                    # (M,)
+            mlm_loss = F.cross_entropy(mlm_logits.float(), targets) if len(targets) else h.sum() * 0.0
+        else:
+            mlm_logits = self.cls.predictions(h)                            # (B, T, V)
+        nsp_logits = self.cls.seq_relationship(out.pooler_output)           # (B, 2)
+        if nsp_labels is not None:
+            nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
+        losses = [x for x in (mlm_loss, nsp_loss) if x is not None]
+        loss = sum(losses) if losses else None
+        return PreTrainingOutput(loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, h, out.attentions)

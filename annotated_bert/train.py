@@ -1,0 +1,427 @@
+"""Pretrain BERT on IMDb reviews with masked language modelling + next-sentence prediction.
+
+    python -m annotated_bert.train --data ../shared/data/imdb_train.csv.gz      # the walkthrough's run
+    python -m annotated_bert.train --resume runs/pretrain                        # continue exactly
+    torchrun --nproc_per_node 2 -m annotated_bert.train --data reviews.csv       # data parallel
+
+Reads top to bottom: arguments, setup, data, model, optimizer and schedule (a pure get_lr), the
+loop (a tqdm bar with live losses, validation at every epoch end, metrics.jsonl, checkpoints,
+a loss-curve PNG). The optimizer is BERT's: AdamW, linear warmup then linear decay, gradient
+clipping at 1.0, no weight decay on biases and LayerNorm.
+
+Resuming is exact: the data order and the masks are functions of (seed, epoch), and the
+checkpoint carries the RNG state, so an interrupted-and-resumed run computes the same losses as
+an uninterrupted one. Ctrl-C saves a checkpoint at the last finished step; a second Ctrl-C quits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from annotated_bert.checkpoints import CheckpointError, load_training_checkpoint, save_training_checkpoint
+from annotated_bert.config import PRESETS, preset
+from annotated_bert.data import LAYOUTS, DataError, IMDBBertDataset, PretrainingDataset, resolve_data
+from annotated_bert.io import append_jsonl, read_jsonl
+from annotated_bert.model import BertForPreTraining
+
+EXIT_INTERRUPTED = 130
+
+
+def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m annotated_bert.train",
+        description="Pretrain a BERT (MLM + NSP) from scratch on IMDb reviews. The defaults are the "
+                    "walkthrough's: the first 1,000 reviews, batch 12, 4 epochs, the 'seed' model "
+                    "(width 64, 1 layer, 4 heads). Writes OUT/checkpoint.pt, OUT/metrics.jsonl and "
+                    "OUT/loss_curve.png.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--data", action="append", metavar="PATH",
+                   help="a CSV (plain or .gz) with a 'review' column, the aclImdb folder or aclImdb_v1.tar.gz; "
+                        "repeat to concatenate several. Default: data/aclImdb_v1.tar.gz, downloaded if missing")
+    g.add_argument("--ds-from", type=int, default=0, help="first review (row) to use")
+    g.add_argument("--ds-to", type=int, default=1000, help="one past the last review to use; -1 for all")
+    g.add_argument("--val-fraction", type=float, default=0.1,
+                   help="fraction of reviews held out for validation (split by review, never by sample)")
+    g.add_argument("--percentile", type=float, default=90,
+                   help="context length L = this percentile of sentence lengths (in tokens)")
+    g.add_argument("--context-length", type=int, default=None, help="set L directly instead of the percentile")
+    g.add_argument("--min-freq", type=int, default=2, help="keep tokens seen at least this often; rarer ones -> [UNK]")
+    g.add_argument("--layout", choices=LAYOUTS, default="walkthrough",
+                   help="walkthrough: [CLS] A [PAD].. [SEP] [CLS] B [PAD]..; standard: [CLS] A [SEP] B [SEP] [PAD]..")
+    g.add_argument("--masking", choices=("static", "dynamic"), default="static",
+                   help="static: masks fixed when the data is built (BERT); dynamic: new masks every epoch (RoBERTa)")
+    g.add_argument("--mask-prob", type=float, default=0.15, help="fraction of each sentence's tokens chosen for MLM")
+    g.add_argument("--no-nsp", action="store_true",
+                   help="MLM only, as RoBERTa: train on consecutive sentence pairs, no random negatives, no NSP loss")
+
+    g = p.add_argument_group("model")
+    g.add_argument("--preset", default="seed", help=f"model size: {', '.join(PRESETS)}")
+    g.add_argument("--attn", choices=("sdpa", "eager"), default="sdpa",
+                   help="attention kernel: PyTorch's fused one, or the written-out one (same result, slower)")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=4)
+    g.add_argument("--batch-size", type=int, default=12, help="samples per optimizer step, over all processes")
+    g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    g.add_argument("--warmup", type=float, default=0.06,
+                   help="warmup length: a fraction of all steps if < 1, else a number of steps")
+    g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW decay (not on biases and LayerNorm)")
+    g.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this value")
+    g.add_argument("--nsp-weight", type=float, default=1.0, help="loss = mlm_loss + NSP_WEIGHT * nsp_loss")
+
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=0, help="one seed: same data, masks, init and order")
+    g.add_argument("--out", default=os.path.join("runs", "pretrain"), help="directory for checkpoint, metrics, plot")
+    g.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR with its own settings")
+    g.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N, mps")
+    g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: autocast matmuls to bfloat16 (faster on recent CPUs and GPUs)")
+    g.add_argument("--eval-batch-size", type=int, default=256)
+    g.add_argument("--log-every", type=int, default=50, help="write a train record to metrics.jsonl every N steps")
+    g.add_argument("--save-every", type=int, default=1000, help="also checkpoint every N steps (0: epoch ends only)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    if args.preset not in PRESETS:
+        p.error(f"unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}")
+    if args.ds_to == -1:
+        args.ds_to = None
+    for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.lr <= 0:
+        p.error("--lr must be positive")
+    return args
+
+
+def get_lr(step: int, total_steps: int, warmup_steps: int, peak_lr: float) -> float:
+    """Linear warmup to peak_lr, then linear decay to 0 (BERT's schedule)."""
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    return peak_lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def build_data(args: argparse.Namespace) -> IMDBBertDataset:
+    return IMDBBertDataset(
+        resolve_data(args.data), args.ds_from, args.ds_to, min_freq=args.min_freq,
+        percentile=args.percentile, context_length=args.context_length, layout=args.layout,
+        nsp=not args.no_nsp, masking=args.masking, mask_prob=args.mask_prob,
+        val_fraction=args.val_fraction, seed=args.seed, verbose=is_main())
+
+
+def fingerprint(ds: IMDBBertDataset) -> str:
+    """Identifies the data a checkpoint was trained on, so a resume on different data is refused."""
+    h = hashlib.sha1()
+    h.update("\n".join(ds.vocab.itos).encode())
+    h.update(ds.original_ids[:: max(1, len(ds) // 1000)].numpy().tobytes())
+    return f"{len(ds)}-{h.hexdigest()[:16]}"
+
+
+# --------------------------------------------------------------------- distributed helpers
+
+def is_main() -> bool:
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def setup_device(arg: str) -> torch.device:
+    """Pick the device; under torchrun, also join the process group (gloo on CPU, nccl on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if arg == "auto":
+        arg = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(arg)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DataError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+        if world > 1:
+            device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+    if not dist.is_initialized():
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+# ------------------------------------------------------------------------------- evaluation
+
+@torch.no_grad()
+def evaluate(model: BertForPreTraining, ds: PretrainingDataset, batch_size: int, device: torch.device,
+             precision: str = "fp32") -> dict[str, float]:
+    """Held-out MLM loss and accuracy (over masked positions only) and NSP loss and accuracy."""
+    was_training = model.training
+    model.eval()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    sums = [0.0] * 6  # mlm loss sum, mlm correct, masked count, nsp loss sum, nsp correct, pairs
+    for start in range(rank * batch_size, len(ds), world * batch_size):
+        batch = {k: v.to(device) for k, v in ds.batch(torch.arange(start, min(start + batch_size, len(ds)))).items()}
+        with autocast(device, precision):
+            out = model(**batch)
+        targets = batch["mlm_labels"][batch["mlm_labels"] != -100]
+        sums[0] += F.cross_entropy(out.mlm_logits.float(), targets, reduction="sum").item()
+        sums[1] += (out.mlm_logits.argmax(-1) == targets).sum().item()
+        sums[2] += len(targets)
+        if "nsp_labels" in batch:
+            sums[3] += F.cross_entropy(out.nsp_logits.float(), batch["nsp_labels"], reduction="sum").item()
+            sums[4] += (out.nsp_logits.argmax(-1) == batch["nsp_labels"]).sum().item()
+            sums[5] += len(batch["nsp_labels"])
+    s = all_reduce_sum(sums, device)
+    model.train(was_training)
+    metrics = {"mlm_loss": s[0] / max(s[2], 1), "mlm_acc": s[1] / max(s[2], 1)}
+    if s[5]:
+        metrics |= {"nsp_loss": s[3] / s[5], "nsp_acc": s[4] / s[5]}
+    return metrics
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def plot_losses(metrics_path: str, png_path: str) -> None:
+    """Training and validation losses against steps, written atomically as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from annotated_bert.io import atomic_write
+
+    records = read_jsonl(metrics_path)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, task in zip(axes, ("mlm", "nsp")):
+        for split, style in (("train", "-"), ("val", "o-")):
+            pts = [(r["step"], r[f"{task}_loss"]) for r in records if r["split"] == split and f"{task}_loss" in r]
+            if pts:
+                ax.plot(*zip(*pts), style, label=split, alpha=0.8 if split == "train" else 1.0)
+        ax.set(title=f"{task.upper()} loss", xlabel="optimizer step", ylabel="cross-entropy")
+        if task == "nsp":
+            ax.axhline(math.log(2), color="gray", ls=":", label="chance (ln 2)")
+        ax.legend()
+    fig.tight_layout()
+    atomic_write(png_path, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------ main
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args(argv)
+    try:
+        return train(args)
+    except (DataError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def train(args: argparse.Namespace) -> int:
+    # ---- setup: resume restores the run's own settings (device and bars may change)
+    state = None
+    if args.resume:
+        state = load_training_checkpoint(args.resume)
+        args = argparse.Namespace(**{**state["args"], "resume": args.resume, "out": args.resume,
+                                     "device": args.device, "quiet": args.quiet})
+    device = setup_device(args.device)
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if args.batch_size % world:
+        raise DataError(f"--batch-size {args.batch_size} must be divisible by the {world} processes")
+    torch.manual_seed(args.seed)
+
+    # ---- data
+    ds = build_data(args)
+    if state is not None and state["data_fingerprint"] != fingerprint(ds):
+        raise CheckpointError(f"the data differs from the data {args.resume} was trained on; "
+                              f"resume with the same --data files")
+    steps_per_epoch = len(ds) // args.batch_size
+    if steps_per_epoch == 0:
+        raise DataError(f"only {len(ds)} training samples, fewer than one batch of {args.batch_size}; "
+                        f"use more reviews or a smaller --batch-size")
+    total_steps = steps_per_epoch * args.epochs
+    warmup_steps = int(args.warmup * total_steps) if args.warmup < 1 else int(args.warmup)
+    local_batch = args.batch_size // world
+
+    # ---- model
+    config = preset(args.preset, vocab_size=len(ds.vocab), pad_token_id=ds.special.pad,
+                    max_position_embeddings=max(512, ds.seq_len), attn_implementation=args.attn)
+    model = BertForPreTraining(config).to(device)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]  # biases, LayerNorm
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=args.lr, betas=(0.9, 0.999), eps=1e-6,
+                                  fused=device.type == "cuda" or None)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: get_lr(step, total_steps, warmup_steps, args.lr) / args.lr)
+    epoch, step_in_epoch = 0, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+    ddp_model = model
+    if world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=args.no_nsp)  # the NSP head gets no gradient without NSP
+
+    os.makedirs(args.out, exist_ok=True)
+    metrics_path = os.path.join(args.out, "metrics.jsonl")
+    if is_main():
+        print(f"model: preset {args.preset!r}, {model.num_parameters():,} parameters "
+              f"({config.num_hidden_layers} layers, hidden {config.hidden_size}, {config.num_attention_heads} heads); "
+              f"device {device}, {world} process(es)")
+        print(f"training: {len(ds):,} samples, {args.batch_size} per step, {steps_per_epoch:,} steps per epoch, "
+              f"{args.epochs} epochs, peak lr {args.lr:g}, {warmup_steps} warmup steps")
+        if state is None and os.path.exists(metrics_path):
+            os.remove(metrics_path)  # a fresh run in an old directory starts a fresh log
+        if state is not None:
+            print(f"resuming {args.resume} at epoch {epoch + 1}, step {step_in_epoch} of {steps_per_epoch}")
+
+    def checkpoint_state() -> dict:
+        rng = {"torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": rng, "epoch": epoch, "step_in_epoch": step_in_epoch,
+                "global_step": epoch * steps_per_epoch + step_in_epoch, "args": vars(args),
+                "config": config.to_dict(), "vocab": ds.vocab.itos, "data_fingerprint": fingerprint(ds),
+                "data": {"context_length": ds.context_length, "layout": ds.layout, "tokenizer": "basic_english"}}
+
+    def save() -> None:
+        if is_main():
+            save_training_checkpoint(args.out, checkpoint_state())
+
+    # Ctrl-C: finish the current step, save, exit; a second Ctrl-C quits at once
+    stop = {"requested": False}
+
+    def on_sigint(signum, frame):
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        if is_main():
+            tqdm.write("interrupted: saving a checkpoint after this step (Ctrl-C again to quit now)")
+
+    previous_handler = signal.signal(signal.SIGINT, on_sigint)
+
+    # ---- the loop
+    model.train()
+    try:
+        while epoch < args.epochs:
+            ds.set_epoch(epoch)
+            order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(args.seed * 1000 + epoch))
+            bar = tqdm(range(step_in_epoch, steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}",
+                       initial=step_in_epoch, total=steps_per_epoch, disable=args.quiet or not is_main(),
+                       dynamic_ncols=True)
+            window = {"loss": 0.0, "mlm_loss": 0.0, "nsp_loss": 0.0, "mlm_acc": 0.0, "nsp_acc": 0.0, "n": 0}
+            t0, epoch_samples, epoch_t0 = time.perf_counter(), 0, time.perf_counter()
+            for step_in_epoch in bar:
+                first = step_in_epoch * args.batch_size + rank * local_batch
+                batch = {k: v.to(device, non_blocking=True)
+                         for k, v in ds.batch(order[first:first + local_batch]).items()}
+                with autocast(device, args.precision):
+                    out = ddp_model(**batch)
+                loss = out.mlm_loss + (args.nsp_weight * out.nsp_loss if out.nsp_loss is not None else 0.0)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+                if not torch.isfinite(grad_norm):
+                    # every process sees the same all-reduced gradients, so all stop together
+                    g = epoch * steps_per_epoch + step_in_epoch
+                    msg = (f"the loss became non-finite ({loss.item():.4g}) at epoch {epoch + 1}, step {g}: "
+                           f"training stopped. The last good checkpoint in {args.out} is kept; "
+                           f"try a lower --lr (now {args.lr:g}) or --precision fp32")
+                    if is_main():
+                        print(f"error: {msg}", file=sys.stderr)
+                    return 1
+                optimizer.step()
+                scheduler.step()
+
+                # running averages for the bar and the log (.item() syncs, so only what's needed)
+                with torch.no_grad():
+                    window["n"] += 1
+                    window["loss"] += loss.item()
+                    window["mlm_loss"] += out.mlm_loss.item()
+                    targets = batch["mlm_labels"][batch["mlm_labels"] != -100]
+                    window["mlm_acc"] += (out.mlm_logits.argmax(-1) == targets).float().mean().item()
+                    if out.nsp_loss is not None:
+                        window["nsp_loss"] += out.nsp_loss.item()
+                        window["nsp_acc"] += (out.nsp_logits.argmax(-1) == batch["nsp_labels"]).float().mean().item()
+                epoch_samples += args.batch_size
+                global_step = epoch * steps_per_epoch + step_in_epoch + 1
+                if global_step % args.log_every == 0 or step_in_epoch == steps_per_epoch - 1:
+                    n = window.pop("n")
+                    avg = {k: v / n for k, v in window.items()}
+                    if args.no_nsp:
+                        avg = {k: v for k, v in avg.items() if not k.startswith("nsp")}
+                    sps = n * args.batch_size / (time.perf_counter() - t0)
+                    bar.set_postfix(loss=f"{avg['loss']:.3f}", mlm=f"{avg['mlm_loss']:.3f}",
+                                    **({"nsp": f"{avg['nsp_loss']:.3f}"} if not args.no_nsp else {}),
+                                    lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                    if is_main():
+                        append_jsonl(metrics_path, {"epoch": epoch + 1, "step": global_step, "split": "train",
+                                                    "lr": scheduler.get_last_lr()[0], "samples_per_s": sps, **avg})
+                    window = {k: 0.0 for k in window} | {"n": 0}
+                    t0 = time.perf_counter()
+                step_in_epoch += 1  # steps done in this epoch (what a checkpoint records)
+                stop_now = all_reduce_sum([float(stop["requested"])], device)[0] > 0 if world > 1 else stop["requested"]
+                if stop_now:
+                    save()
+                    if is_main():
+                        print(f"saved {args.out}/checkpoint.pt at step {global_step}; "
+                              f"continue with: python -m annotated_bert.train --resume {args.out}")
+                    return EXIT_INTERRUPTED
+                if args.save_every and global_step % args.save_every == 0 and step_in_epoch < steps_per_epoch:
+                    save()
+            bar.close()
+
+            # ---- end of epoch: validate, log, checkpoint, plot
+            train_sps = epoch_samples / (time.perf_counter() - epoch_t0)
+            epoch, step_in_epoch = epoch + 1, 0
+            if ds.val is not None:
+                ds.val.set_epoch(0)
+                val = evaluate(model, ds.val, args.eval_batch_size, device, args.precision)
+                record = {"epoch": epoch, "step": epoch * steps_per_epoch, "split": "val",
+                          "samples_per_s": train_sps, **val}
+                if is_main():
+                    append_jsonl(metrics_path, record)
+                    print(f"epoch {epoch}: validation " + ", ".join(
+                        f"{k} {v:.4f}" for k, v in val.items()) + f" ({train_sps:.0f} training samples/s)")
+            save()
+            if is_main():
+                plot_losses(metrics_path, os.path.join(args.out, "loss_curve.png"))
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+    if is_main():
+        print(f"done: {args.out}/checkpoint.pt, metrics.jsonl, loss_curve.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
