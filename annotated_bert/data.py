@@ -443,9 +443,6 @@ class PretrainingDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {k: v[0] for k, v in self.batch(torch.tensor([i])).items()}
 
-    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        return self.batch(torch.as_tensor(indices))
-
     def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         """A batch by index in one gather (no per-sample Python work)."""
         original = self.original_ids[idx].long()                             # (B, T)
@@ -506,14 +503,17 @@ class IMDBBertDataset(PretrainingDataset):
 
         # 1. sentences, with the held-out reviews chosen by review, never by sample
         sentences, itos = tokenize_reviews(reviews, tokenizer, progress=verbose)
-        n_val = int(round(val_fraction * len(reviews)))
-        if val_fraction > 0:
-            n_val = min(max(n_val, 2), len(reviews) - 2) if len(reviews) >= 4 else 0
-        is_val = np.zeros(len(reviews), dtype=bool)
-        is_val[rng.permutation(len(reviews))[:n_val]] = True
         per_review = np.bincount(sentences.review, minlength=len(reviews))
         if (per_review < 2).any():
             log(f"{int((per_review < 2).sum())} reviews have fewer than two sentences and give no NSP pairs")
+        # validation reviews are drawn among those that give pairs, at least two (NSP negatives
+        # need another review), leaving at least two for training
+        usable = np.flatnonzero(per_review >= 2)
+        n_val = int(round(val_fraction * len(reviews)))
+        if val_fraction > 0:
+            n_val = min(max(n_val, 2), len(usable) - 2) if len(usable) >= 4 else 0
+        is_val = np.zeros(len(reviews), dtype=bool)
+        is_val[rng.permutation(usable)[:n_val]] = True
 
         # 2. context length and vocabulary, from the training reviews only
         train_sentences = ~is_val[sentences.review]

@@ -44,7 +44,13 @@ def sinusoidal_positions(n_positions: int, dim: int) -> torch.Tensor:
 
 
 class BertEmbeddings(nn.Module):
-    """token + position + segment embeddings, summed, then LayerNorm and dropout."""
+    """token + position + segment embeddings, summed, then LayerNorm and dropout.
+
+    With fixed sin/cos positions (values of size 1) the token embeddings are scaled as in the
+    Transformer paper (section 3.4): initialised with std H^-1/2 and multiplied by sqrt(H), so
+    tokens and positions start at the same magnitude. With BERT's usual N(0, 0.02) token vectors
+    and no scaling, the sum is almost pure position and the MLM loss sits on a plateau for an epoch.
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -52,8 +58,10 @@ class BertEmbeddings(nn.Module):
         self.word_embeddings = nn.Embedding(config.vocab_size, H, padding_idx=config.pad_token_id)
         if config.position_embedding_type == "learned":
             self.position_embeddings = nn.Embedding(config.max_position_embeddings, H)
+            self.scale = 1.0
         else:  # fixed, so a buffer: saved with the model, never trained
             self.register_buffer("position_encoding", sinusoidal_positions(config.max_position_embeddings, H))
+            self.scale = math.sqrt(H)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, H)
         self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
@@ -69,7 +77,7 @@ class BertEmbeddings(nn.Module):
         if T > table.shape[0]:
             raise ValueError(f"input of {T} tokens is longer than the {table.shape[0]} positions of this "
                              f"model; truncate it or grow the table with model.resize_position_embeddings()")
-        words = self.word_embeddings(input_ids)                    # (B, T, H)
+        words = self.word_embeddings(input_ids) * self.scale       # (B, T, H)
         positions = table[:T]                                      # (T, H), broadcast over the batch
         segments = self.token_type_embeddings(token_type_ids)      # (B, T, H)
         return self.dropout(self.LayerNorm(words + positions + segments))  # (B, T, H)
@@ -203,6 +211,10 @@ class BertPreTrainedModel(nn.Module):
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+            if isinstance(m, BertEmbeddings) and m.scale != 1.0:   # see BertEmbeddings
+                nn.init.normal_(m.word_embeddings.weight, std=1.0 / m.scale)
+                with torch.no_grad():
+                    m.word_embeddings.weight[m.word_embeddings.padding_idx].zero_()
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
