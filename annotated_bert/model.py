@@ -65,6 +65,7 @@ class BertEmbeddings(nn.Module):
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, H)
         self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.positions, self.sum = nn.Identity(), nn.Identity()  # taps for annotated_bert.shapes
 
     def position_table(self) -> torch.Tensor:
         if hasattr(self, "position_embeddings"):
@@ -78,9 +79,10 @@ class BertEmbeddings(nn.Module):
             raise ValueError(f"input of {T} tokens is longer than the {table.shape[0]} positions of this "
                              f"model; truncate it or grow the table with model.resize_position_embeddings()")
         words = self.word_embeddings(input_ids) * self.scale       # (B, T, H)
-        positions = table[:T]                                      # (T, H), broadcast over the batch
+        positions = self.positions(table[:T])                      # (T, H), broadcast over the batch
         segments = self.token_type_embeddings(token_type_ids)      # (B, T, H)
-        return self.dropout(self.LayerNorm(words + positions + segments))  # (B, T, H)
+        h = self.sum(words + positions + segments)                 # (B, T, H)
+        return self.dropout(self.LayerNorm(h))                     # (B, T, H)
 
 
 class BertSelfAttention(nn.Module):

@@ -1,0 +1,179 @@
+"""The training CLI end to end on a small synthetic corpus: outputs, exact resume, Ctrl-C,
+non-finite losses, bad input, and two processes under torchrun."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from annotated_bert import train
+from annotated_bert.checkpoints import load_training_checkpoint
+from annotated_bert.io import read_jsonl
+
+FAST = ["--context-length", "8", "--batch-size", "4", "--quiet", "--log-every", "5", "--save-every", "0"]
+
+
+def run(tiny_csv, out, *extra):
+    return train.main(["--data", str(tiny_csv), "--ds-to", "60", "--out", str(out), *FAST, *extra])
+
+
+def test_outputs_metrics_checkpoint_and_plot(tiny_csv, tmp_path):
+    assert run(tiny_csv, tmp_path / "run", "--epochs", "2") == 0
+    records = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    val = [r for r in records if r["split"] == "val"]
+    assert [r["epoch"] for r in val] == [1, 2]
+    for r in val:
+        assert {"epoch", "step", "split", "mlm_loss", "mlm_acc", "nsp_loss", "nsp_acc", "samples_per_s"} <= set(r)
+        assert 0 <= r["mlm_acc"] <= 1 and 0 <= r["nsp_acc"] <= 1
+    assert any(r["split"] == "train" for r in records)
+    for name in ("checkpoint.pt", "config.json", "vocab.txt", "loss_curve.png"):
+        assert (tmp_path / "run" / name).stat().st_size > 0
+    state = load_training_checkpoint(str(tmp_path / "run"))
+    assert state["epoch"] == 2 and state["vocab"][:5] == ["[CLS]", "[PAD]", "[MASK]", "[SEP]", "[UNK]"]
+    assert state["data"]["context_length"] == 8
+
+
+def test_training_lowers_the_mlm_loss(tiny_csv, tmp_path):
+    assert run(tiny_csv, tmp_path / "run", "--epochs", "3", "--lr", "3e-3") == 0
+    train_records = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if r["split"] == "train"]
+    assert train_records[-1]["mlm_loss"] < train_records[0]["mlm_loss"] - 0.2   # random words: little to learn
+
+
+def test_same_seed_same_run(tiny_csv, tmp_path):
+    assert run(tiny_csv, tmp_path / "a", "--epochs", "1") == 0
+    assert run(tiny_csv, tmp_path / "b", "--epochs", "1") == 0
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in rs]
+    assert strip(read_jsonl(tmp_path / "a" / "metrics.jsonl")) == strip(read_jsonl(tmp_path / "b" / "metrics.jsonl"))
+
+
+def _interrupt_at(step, monkeypatch):
+    """Deliver a real SIGINT to this process right after optimizer step `step` (deterministic)."""
+    calls = {"n": 0}
+    original = torch.optim.lr_scheduler.LambdaLR.step
+
+    def step_then_maybe_interrupt(self, *a, **k):
+        original(self, *a, **k)
+        calls["n"] += 1
+        if calls["n"] == step + 1:  # the scheduler's first call happens in its constructor
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(torch.optim.lr_scheduler.LambdaLR, "step", step_then_maybe_interrupt)
+
+
+@pytest.mark.parametrize("masking", ["static", "dynamic"])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tiny_csv, tmp_path, monkeypatch, masking):
+    args = ["--epochs", "3", "--masking", masking]
+    assert run(tiny_csv, tmp_path / "full", *args) == 0
+    with monkeypatch.context() as m:
+        _interrupt_at(17, m)                                   # mid-epoch 2 (about 13 steps per epoch)
+        assert run(tiny_csv, tmp_path / "cut", *args) == train.EXIT_INTERRUPTED
+    state = load_training_checkpoint(str(tmp_path / "cut"))
+    assert state["global_step"] == 17 and state["step_in_epoch"] > 0
+    assert train.main(["--resume", str(tmp_path / "cut"), "--quiet"]) == 0
+
+    full = read_jsonl(tmp_path / "full" / "metrics.jsonl")
+    cut = read_jsonl(tmp_path / "cut" / "metrics.jsonl")
+    keys = ("mlm_loss", "mlm_acc", "nsp_loss", "nsp_acc")
+    assert [[r[k] for k in keys] for r in full if r["split"] == "val"] == \
+           [[r[k] for k in keys] for r in cut if r["split"] == "val"]
+    # train records after the first full logging window past the resume point are identical too
+    later = lambda rs: {r["step"]: r["mlm_loss"] for r in rs if r["split"] == "train" and r["step"] > 20}
+    assert later(full) == later(cut)
+    a = load_training_checkpoint(str(tmp_path / "full"))["model"]
+    b = load_training_checkpoint(str(tmp_path / "cut"))["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ctrl_c_in_a_real_process_saves_and_resumes(tiny_csv, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "annotated_bert.train", "--data", str(tiny_csv), "--ds-to", "60",
+           "--out", str(out), *FAST, "--epochs", "200", "--log-every", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not (out / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == train.EXIT_INTERRUPTED, output
+    assert "continue with: python -m annotated_bert.train --resume" in output
+    assert load_training_checkpoint(str(out))["global_step"] >= 1
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_csv, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    assert run(tiny_csv, out, "--epochs", "1") == 0
+    good = load_training_checkpoint(str(out))
+    real_forward = train.BertForPreTraining.forward
+
+    def poisoned(self, *a, **k):
+        result = real_forward(self, *a, **k)
+        result.mlm_loss = result.mlm_loss * float("nan")
+        return result
+
+    monkeypatch.setattr(train.BertForPreTraining, "forward", poisoned)
+    # a new run into the same directory: the first step is non-finite, nothing is overwritten
+    assert run(tiny_csv, out, "--epochs", "1") == 1
+    assert "non-finite" in capsys.readouterr().err
+    kept = load_training_checkpoint(str(out))
+    assert all(torch.equal(good["model"][k], kept["model"][k]) for k in good["model"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "missing.csv"], "data not found: missing.csv"),
+    (["--ds-from", "50", "--ds-to", "10"], "must be smaller than ds_to"),
+    (["--ds-to", "100000"], "past the end"),
+])
+def test_bad_input_is_one_clear_line(tiny_csv, argv, message, capsys, tmp_path):
+    argv = ["--data", str(tiny_csv), "--out", str(tmp_path / "x"), "--quiet", *argv]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_unknown_preset_and_help(capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--preset", "gigantic"])
+    assert "unknown preset 'gigantic'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--data", "--ds-from", "--ds-to", "--preset", "--epochs", "--batch-size", "--lr", "--seed",
+                 "--out", "--resume", "--device", "--layout", "--masking", "--no-nsp"):
+        assert flag in text
+
+
+def test_resume_refuses_other_data(tiny_csv, tmp_path, capsys):
+    assert run(tiny_csv, tmp_path / "run", "--epochs", "1") == 0
+    state = load_training_checkpoint(str(tmp_path / "run"))
+    state["data_fingerprint"] = "something-else"
+    torch.save(state, tmp_path / "run" / "checkpoint.pt")
+    assert train.main(["--resume", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "data differs" in capsys.readouterr().err
+
+
+def test_mlm_only_run(tiny_csv, tmp_path):
+    assert run(tiny_csv, tmp_path / "run", "--epochs", "1", "--no-nsp", "--masking", "dynamic") == 0
+    val = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if r["split"] == "val"][0]
+    assert "mlm_acc" in val and "nsp_acc" not in val
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),
+                    reason="torchrun not found")
+def test_torchrun_two_processes(tiny_csv, tmp_path):
+    torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+    out = tmp_path / "ddp"
+    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "0", "-m", "annotated_bert.train",
+           "--data", str(tiny_csv), "--ds-to", "60", "--out", str(out), *FAST, "--epochs", "2", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 process(es)" in result.stdout
+    val = [r for r in read_jsonl(out / "metrics.jsonl") if r["split"] == "val"]
+    assert len(val) == 2 and all(r["mlm_loss"] > 0 for r in val)
+    assert load_training_checkpoint(str(out))["epoch"] == 2
