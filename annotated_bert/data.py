@@ -33,6 +33,7 @@ import tarfile
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -210,27 +211,26 @@ class Sentences:
 
 def tokenize_reviews(reviews: Sequence[str], tokenizer: Callable[[str], list[str]],
                      progress: bool = True) -> tuple[Sentences, list[str]]:
-    """Tokenize every review once, give each distinct token a provisional id (first-seen order),
-    and split at "." tokens into sentences, dropping empty ones. Returns the sentences in
-    provisional ids and the provisional id -> token table; `build_vocab` remaps them.
+    """Tokenize every review once, give each distinct token a provisional id (first-seen order,
+    by pandas' hash-table `factorize`), and split at "." tokens into sentences, dropping empty
+    ones. Returns the sentences in provisional ids and the provisional id -> token table;
+    `build_vocab` remaps them.
 
     Splitting the token stream at "." equals the walkthrough's split of the raw text on "." then
     tokenizing each piece: `basic_english` turns every "." into its own token and no other rule
     can merge across it (WordPiece likewise splits punctuation off).
     """
-    table: dict[str, int] = {".": 0}
-    flat: list[int] = []
-    review_lengths = np.empty(len(reviews), dtype=np.int64)
-    setdefault = table.setdefault
-    for r, text in enumerate(tqdm(reviews, desc="tokenizing", unit=" reviews", disable=not progress,
-                                  mininterval=1.0)):
-        before = len(flat)
-        flat.extend([setdefault(t, len(table)) for t in tokenizer(text)])
-        review_lengths[r] = len(flat) - before
-    ids = np.asarray(flat, dtype=np.int32)
+    token_lists = [tokenizer(text) for text in tqdm(reviews, desc="tokenizing", unit=" reviews",
+                                                      disable=not progress, mininterval=1.0)]
+    review_lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+    flat = np.array(list(chain.from_iterable(token_lists)), dtype=object)
+    del token_lists
+    codes, uniques = pd.factorize(flat)
+    ids = codes.astype(np.int32)
+    itos = uniques.tolist()
     review_of_token = np.repeat(np.arange(len(reviews)), review_lengths)
 
-    is_dot = ids == 0
+    is_dot = ids == (itos.index(".") if "." in itos else -1)
     new_sentence = np.ones(len(ids), dtype=bool)            # a sentence starts at a review start
     new_sentence[1:] = is_dot[:-1] | (review_of_token[1:] != review_of_token[:-1])  # or after a "."
     sentence_of_token = np.cumsum(new_sentence) - 1
@@ -240,9 +240,6 @@ def tokenize_reviews(reviews: Sequence[str], tokenizer: Callable[[str], list[str
     _, first, lengths = np.unique(sentence_of_token, return_index=True, return_counts=True)
     sentences = Sentences(ids=ids, starts=first.astype(np.int64), lengths=lengths.astype(np.int64),
                           review=review_of_token[first].astype(np.int64))
-    itos = [""] * len(table)
-    for token, i in table.items():
-        itos[i] = token
     return sentences, itos
 
 
@@ -367,21 +364,21 @@ def choose_mlm_positions(eligible: torch.Tensor, token_type_ids: torch.Tensor, m
     """Choose round(mask_prob * n) (at least 1) of the n eligible positions of each sentence.
 
     Exact counts per sentence, with no position chosen twice: give every position a random key,
-    push sentence B's keys above A's and ineligible ones above both, sort each row once, and take
-    the first k_A keys of A and the first k_B keys of B.
+    push sentence B's keys above A's and ineligible ones above both, sort each row once; the
+    k_A-th smallest key is A's threshold and the (n_A + k_B)-th is B's.
     """
-    N, T = eligible.shape
-    seg = token_type_ids.long()                                             # (N, T) 0 or 1
-    keys = torch.rand(N, T, generator=generator) + seg                       # A in [0,1), B in [1,2)
-    keys = keys.masked_fill(~eligible, 3.0)
-    order = keys.argsort(dim=1)                                              # (N, T)
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(T).expand(N, T).contiguous())       # rank of each position
-    n_a = (eligible & (seg == 0)).sum(1, keepdim=True)                       # (N, 1)
-    n_b = (eligible & (seg == 1)).sum(1, keepdim=True)
-    k = lambda n: torch.where(n > 0, torch.clamp(torch.floor(n * mask_prob + 0.5), min=1), 0)
-    rank_in_sentence = torch.where(seg == 0, rank, rank - n_a)
-    return eligible & (rank_in_sentence < torch.where(seg == 0, k(n_a), k(n_b)))
+    seg = token_type_ids.bool()                                              # (N, T) False: A, True: B
+    keys = torch.rand(eligible.shape, generator=generator, dtype=torch.float64) + seg  # A in [0,1), B in [1,2); float64: no ties
+    keys.masked_fill_(~eligible, 3.0)
+    ordered = keys.sort(dim=1).values                                        # (N, T)
+    n_a = (eligible & ~seg).sum(1, keepdim=True)                             # (N, 1)
+    n_b = (eligible & seg).sum(1, keepdim=True)
+    k = lambda n: torch.where(n > 0, torch.clamp(torch.floor(n * mask_prob + 0.5), min=1), 0).long()
+    k_a, k_b = k(n_a), k(n_b)
+    last = ordered.shape[1] - 1
+    threshold_a = torch.where(k_a > 0, ordered.gather(1, (k_a - 1).clamp(0, last)), -1.0)        # (N, 1)
+    threshold_b = torch.where(k_b > 0, ordered.gather(1, (n_a + k_b - 1).clamp(0, last)), -1.0)
+    return eligible & (keys <= torch.where(seg, threshold_b, threshold_a))
 
 
 def apply_mlm_mask(ids: torch.Tensor, chosen: torch.Tensor, special: SpecialIds, vocab_size: int,
