@@ -347,3 +347,74 @@ class BertForPreTraining(BertPreTrainedModel):
         losses = [x for x in (mlm_loss, nsp_loss) if x is not None]
         loss = sum(losses) if losses else None
         return PreTrainingOutput(loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, h, out.attentions)
+
+
+# ------------------------------------------------------------------------------ fine-tuning heads
+# BERT paper section 4 / figure 4: one small layer on top of the pretrained encoder, trained with it.
+
+@dataclass
+class TaskOutput:
+    loss: torch.Tensor | None
+    logits: torch.Tensor                 # (B, num_labels) or (B, T, num_labels); QA: (B, T, 2)
+
+
+class BertForSequenceClassification(BertPreTrainedModel):
+    """Single sentences ([CLS] A [SEP]) or pairs ([CLS] A [SEP] B [SEP]): the pooled [CLS] vector
+    -> dropout -> linear, trained with cross-entropy over `num_labels` classes."""
+
+    def __init__(self, config: BertConfig, num_labels: int = 2):
+        super().__init__()
+        self.config, self.num_labels = config, num_labels
+        self.bert = BertModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        self.init_weights()
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None) -> TaskOutput:
+        pooled = self.bert(input_ids, token_type_ids, attention_mask).pooler_output    # (B, H)
+        logits = self.classifier(self.dropout(pooled))                                # (B, num_labels)
+        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
+        return TaskOutput(loss, logits)
+
+
+class BertForTokenClassification(BertPreTrainedModel):
+    """Sequence labelling (NER): every token's vector -> dropout -> linear; labels of -100
+    (word continuations, specials, padding) are ignored by the loss."""
+
+    def __init__(self, config: BertConfig, num_labels: int = 9):
+        super().__init__()
+        self.config, self.num_labels = config, num_labels
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        self.init_weights()
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None) -> TaskOutput:
+        h = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state     # (B, T, H)
+        logits = self.classifier(self.dropout(h))                                     # (B, T, num_labels)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+        return TaskOutput(loss, logits)
+
+
+class BertForQuestionAnswering(BertPreTrainedModel):
+    """Extractive QA ([CLS] question [SEP] passage [SEP]): a start and an end logit per token;
+    the loss is the mean of the two cross-entropies over positions."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.init_weights()
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, start_positions=None,
+                end_positions=None) -> TaskOutput:
+        h = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state     # (B, T, H)
+        logits = self.qa_outputs(h)                                                   # (B, T, 2)
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            start, end = logits.float().unbind(-1)                                    # (B, T) each
+            loss = (F.cross_entropy(start, start_positions) + F.cross_entropy(end, end_positions)) / 2
+        return TaskOutput(loss, logits)

@@ -11,7 +11,6 @@ layout, read from the checkpoint). "[MASK]" written in the text is a mask token.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import torch
 from annotated_bert.checkpoints import CheckpointError, load_pretrained_for_inference
 from annotated_bert.data import DataError, encode_for_model
 from annotated_bert.model import BertForPreTraining
-from annotated_bert.tokenization import Vocab, basic_english
+from annotated_bert.tokenization import Vocab, WordTokenizer
 from annotated_bert.wordpiece import WordPieceTokenizer
 
 
@@ -40,14 +39,12 @@ class Predictor:
         return cls(model, vocab, data["context_length"], data["layout"], data.get("tokenizer", "basic_english"))
 
     def __post_init__(self):
-        self._wordpiece = WordPieceTokenizer(self.vocab.itos) if self.tokenizer == "wordpiece" else None
+        wordpiece = self.tokenizer == "wordpiece"
+        self._tokenizer = WordPieceTokenizer(self.vocab.itos) if wordpiece else WordTokenizer(self.vocab)
 
     def tokenize(self, text: str) -> list[str]:
-        """The training tokenizer, keeping each "[MASK]" as one token."""
-        if self._wordpiece is not None:
-            return self._wordpiece.tokenize(text)  # keeps special tokens whole
-        pieces = re.split(r"(\[MASK\])", text)
-        return [t for p in pieces for t in ([p] if p == "[MASK]" else basic_english(p))]
+        """The training tokenizer; "[MASK]" written in the text stays one token."""
+        return self._tokenizer.tokenize(text)
 
     def encode(self, a: str, b: str | None = None) -> dict[str, torch.Tensor]:
         device = next(self.model.parameters()).device

