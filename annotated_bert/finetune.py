@@ -55,7 +55,7 @@ from annotated_bert.io import append_jsonl, atomic_torch_save, atomic_write_json
 from annotated_bert.model import (BertForQuestionAnswering, BertForSequenceClassification,
                                   BertForTokenClassification, BertPreTrainedModel)
 from annotated_bert.tokenization import Vocab, WordTokenizer, basic_english
-from annotated_bert.train import EXIT_INTERRUPTED, autocast, setup_device
+from annotated_bert.train import EXIT_INTERRUPTED, autocast, resume_settings, setup_device
 from annotated_bert.wordpiece import WordPieceTokenizer
 
 TASKS = ("sentiment", "pair", "ner", "qa")
@@ -475,12 +475,8 @@ def eval_only(args) -> int:
 
 
 def finetune(args) -> int:
-    # ---- setup (a resume restores the run's settings)
-    state = None
-    if args.resume:
-        state = load_training_checkpoint(args.resume)
-        args = argparse.Namespace(**{**state["args"], "resume": args.resume, "out": args.resume,
-                                     "device": args.device, "quiet": args.quiet})
+    # ---- setup
+    state, args = resume_settings(args)
     device = setup_device(args.device)
     torch.manual_seed(args.seed)
 

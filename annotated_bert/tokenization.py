@@ -147,16 +147,24 @@ class WordTokenizer:
         return self.vocab[tokens] if isinstance(tokens, str) else self.vocab(tokens)
 
     def encode_words(self, words: list[str], max_length: int | None = None) -> dict:
-        """Pre-split words -> `[CLS] tokens [SEP]` with `word_ids` (None for [CLS]/[SEP]), as
-        WordPieceTokenizer.encode_words; a word basic_english splits ("don't") gives several tokens."""
-        ids, word_ids = [self.cls_token_id], [None]
-        for w, word in enumerate(words):
-            pieces = self.encode(word)
-            ids += pieces
-            word_ids += [w] * len(pieces)
-        if max_length is not None:
-            ids, word_ids = ids[:max_length - 1], word_ids[:max_length - 1]
-        ids.append(self.sep_token_id)
-        word_ids.append(None)
-        return {"input_ids": ids, "token_type_ids": [0] * len(ids), "attention_mask": [1] * len(ids),
-                "word_ids": word_ids}
+        """Pre-split words -> `[CLS] tokens [SEP]` with `word_ids`, as WordPieceTokenizer.encode_words;
+        a word basic_english splits ("don't") gives several tokens."""
+        return encode_words(self, words, max_length)
+
+
+def encode_words(tokenizer, words: list[str], max_length: int | None = None) -> dict:
+    """`[CLS] tokens of word 0, tokens of word 1, ... [SEP]` with `word_ids`: the index of the word
+    each token came from, None for [CLS]/[SEP] (Hugging Face's `is_split_into_words` + `word_ids()`).
+    With `max_length`, tokens past max_length - 2 are cut. `tokenizer` has `encode`, `cls_token_id`
+    and `sep_token_id`."""
+    ids, word_ids = [tokenizer.cls_token_id], [None]
+    for w, word in enumerate(words):
+        pieces = tokenizer.encode(word)
+        ids += pieces
+        word_ids += [w] * len(pieces)
+    if max_length is not None:
+        ids, word_ids = ids[:max_length - 1], word_ids[:max_length - 1]
+    ids.append(tokenizer.sep_token_id)
+    word_ids.append(None)
+    return {"input_ids": ids, "token_type_ids": [0] * len(ids), "attention_mask": [1] * len(ids),
+            "word_ids": word_ids}

@@ -54,6 +54,7 @@ from itertools import chain
 from tqdm.auto import tqdm
 
 from annotated_bert.io import atomic_write_text
+from annotated_bert.tokenization import encode_words
 
 # BERT's special tokens, in the order `train_wordpiece` writes them at the top of a new vocab.
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -432,17 +433,7 @@ class WordPieceTokenizer:
             raise TypeError("encode_words takes a list of words (e.g. text.split()), not one string")
         if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
             raise ValueError(f"max_length must be an int of at least 2 ([CLS] and [SEP]), got {max_length!r}")
-        ids, word_ids = [self.cls_token_id], [None]
-        for w, word in enumerate(words):
-            pieces = self.encode(word)
-            ids += pieces
-            word_ids += [w] * len(pieces)
-        if max_length is not None:
-            ids, word_ids = ids[:max_length - 1], word_ids[:max_length - 1]
-        ids.append(self.sep_token_id)
-        word_ids.append(None)
-        return {"input_ids": ids, "token_type_ids": [0] * len(ids), "attention_mask": [1] * len(ids),
-                "word_ids": word_ids}
+        return encode_words(self, words, max_length)
 
     # ------------------------------------------------------------------ offsets
 

@@ -437,3 +437,28 @@ def test_minilm_longer_than_512_after_resizing(minilm):
     assert torch.equal(before.last_hidden_state, after.last_hidden_state)
     assert torch.equal(before_512.last_hidden_state, after_512.last_hidden_state)
     assert out.last_hidden_state.shape == (1, 1024, 384) and torch.isfinite(out.last_hidden_state).all()
+
+
+@pytest.mark.parametrize("task", ["sequence", "token", "qa"])
+def test_task_models_save_and_load_in_transformers_and_back(tmp_path, task):
+    transformers = pytest.importorskip("transformers")
+    from annotated_bert.model import (BertForQuestionAnswering, BertForSequenceClassification,
+                                      BertForTokenClassification)
+    ours_cls, hf_cls, kwargs = {
+        "sequence": (BertForSequenceClassification, transformers.BertForSequenceClassification, {"num_labels": 3}),
+        "token": (BertForTokenClassification, transformers.BertForTokenClassification, {"num_labels": 5}),
+        "qa": (BertForQuestionAnswering, transformers.BertForQuestionAnswering, {}),
+    }[task]
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+    model = ours_cls(cfg, **kwargs).eval()
+    model.save_pretrained(tmp_path, [f"w{i}" for i in range(35)] + ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    theirs = hf_cls.from_pretrained(tmp_path).eval()
+    back = ours_cls.from_pretrained(tmp_path, **kwargs)
+    ids = torch.randint(0, 40, (2, 9))
+    with torch.no_grad():
+        ours = model(ids).logits
+        hf = theirs(input_ids=ids)
+        hf = hf.logits if task != "qa" else torch.stack([hf.start_logits, hf.end_logits], -1)
+        torch.testing.assert_close(ours, hf, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(back(ids).logits, ours, atol=0, rtol=0)
