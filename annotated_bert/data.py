@@ -522,9 +522,10 @@ class IMDBBertDataset(PretrainingDataset):
         vocab, remap = build_vocab(sentences, itos, ~is_val, min_freq, vocab)
         sentences.ids = remap[sentences.ids]
         self.context_length, self.layout = L, layout
+        why = "as given" if context_length else f"the {percentile:g}th percentile of sentence lengths"
         log(f"{len(reviews)} reviews ({len(reviews) - n_val} train, {n_val} validation), "
-            f"{len(sentences)} sentences; context length L = {L} (the {percentile:g}th percentile "
-            f"of sentence lengths), sequence length 2L+1 = {2 * L + 1}; vocabulary {len(vocab)} tokens")
+            f"{len(sentences)} sentences; context length L = {L} ({why}), "
+            f"sequence length 2L+1 = {2 * L + 1}; vocabulary {len(vocab)} tokens")
 
         # 3. pairs, laid out, then masked (by PretrainingDataset)
         special = SpecialIds.from_vocab(vocab)

@@ -100,6 +100,9 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="AdamW decay, not on biases and LayerNorm (BERT used 0.01; 0.1 generalises better on small data)")
     g.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this value")
     g.add_argument("--nsp-weight", type=float, default=1.0, help="loss = mlm_loss + NSP_WEIGHT * nsp_loss")
+    g.add_argument("--budget-minutes", type=float, default=None,
+                   help="stop after this much training time, then validate and save; the learning rate "
+                        "follows steps or time, whichever is further, so it reaches 0 when the budget ends")
 
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=0, help="one seed: same data, masks, init and order")
@@ -125,8 +128,9 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def get_lr(step: int, total_steps: int, warmup_steps: int, peak_lr: float) -> float:
-    """Linear warmup to peak_lr, then linear decay to 0 (BERT's schedule)."""
+def get_lr(step: float, total_steps: int, warmup_steps: int, peak_lr: float) -> float:
+    """Linear warmup to peak_lr, then linear decay to 0 (BERT's schedule). With a time budget,
+    `step` is how far along the run is in steps or in time, whichever is further."""
     if step < warmup_steps:
         return peak_lr * (step + 1) / warmup_steps
     return peak_lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
@@ -245,13 +249,13 @@ def autocast(device: torch.device, precision: str):
 
 def plot_losses(metrics_path: str, png_path: str) -> None:
     """Training and validation losses against steps, written atomically as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's (e.g. a notebook's) backend alone
+
     from annotated_bert.io import atomic_write
 
     records = read_jsonl(metrics_path)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     for ax, task in zip(axes, ("mlm", "nsp")):
         for split, style in (("train", "-"), ("val", "o-")):
             pts = [(r["step"], r[f"{task}_loss"]) for r in records if r["split"] == split and f"{task}_loss" in r]
@@ -263,7 +267,6 @@ def plot_losses(metrics_path: str, png_path: str) -> None:
         ax.legend()
     fig.tight_layout()
     atomic_write(png_path, lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
 
 
 # ------------------------------------------------------------------------------------ main
@@ -344,17 +347,16 @@ def train(args: argparse.Namespace) -> int:
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=args.lr, betas=(0.9, 0.999), eps=1e-6,
                                   fused=device.type in ("cpu", "cuda") or None)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: get_lr(step, total_steps, warmup_steps, args.lr) / args.lr)
-    epoch, step_in_epoch = 0, 0
+    epoch, step_in_epoch, elapsed = 0, 0, 0.0
+    budget_s = args.budget_minutes * 60 if args.budget_minutes else None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
+        epoch, step_in_epoch, elapsed = state["epoch"], state["step_in_epoch"], state.get("elapsed", 0.0)
         torch.set_rng_state(state["rng"]["torch"])
         if device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+    steps_done = epoch * steps_per_epoch + step_in_epoch
     ddp_model = model
     if world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -379,8 +381,9 @@ def train(args: argparse.Namespace) -> int:
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": rng, "epoch": epoch, "step_in_epoch": step_in_epoch,
-                "global_step": epoch * steps_per_epoch + step_in_epoch, "args": vars(args),
+                "elapsed": elapsed, "rng": rng, "epoch": epoch, "step_in_epoch": step_in_epoch,
+                "global_step": steps_done if epoch >= args.epochs else epoch * steps_per_epoch + step_in_epoch,
+                "args": vars(args),
                 "config": config.to_dict(), "vocab": ds.vocab.itos, "data_fingerprint": fingerprint(ds),
                 "data": {"context_length": ds.context_length, "layout": ds.layout, "tokenizer": args.tokenizer}}
 
@@ -411,7 +414,14 @@ def train(args: argparse.Namespace) -> int:
                        dynamic_ncols=True)
             window = {"loss": 0.0, "mlm_loss": 0.0, "nsp_loss": 0.0, "mlm_acc": 0.0, "nsp_acc": 0.0, "n": 0}
             t0, epoch_samples, epoch_t0 = time.perf_counter(), 0, time.perf_counter()
+            out_of_time = False
             for step_in_epoch in bar:
+                t_step = time.perf_counter()
+                global_step = epoch * steps_per_epoch + step_in_epoch
+                progress = global_step if budget_s is None else max(global_step, elapsed / budget_s * total_steps)
+                lr = get_lr(progress, total_steps, warmup_steps, args.lr)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
                 first = step_in_epoch * args.batch_size + rank * local_batch
                 batch = {k: v.to(device, non_blocking=True)
                          for k, v in ds.batch(order[first:first + local_batch]).items()}
@@ -431,7 +441,6 @@ def train(args: argparse.Namespace) -> int:
                         print(f"error: {msg}", file=sys.stderr)
                     return 1
                 optimizer.step()
-                scheduler.step()
 
                 # running averages for the bar and the log (.item() syncs, so only what's needed)
                 with torch.no_grad():
@@ -453,14 +462,20 @@ def train(args: argparse.Namespace) -> int:
                     sps = n * args.batch_size / (time.perf_counter() - t0)
                     bar.set_postfix(loss=f"{avg['loss']:.3f}", mlm=f"{avg['mlm_loss']:.3f}",
                                     **({"nsp": f"{avg['nsp_loss']:.3f}"} if not args.no_nsp else {}),
-                                    lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                                    lr=f"{lr:.2e}")
                     if is_main():
                         append_jsonl(metrics_path, {"epoch": epoch + 1, "step": global_step, "split": "train",
-                                                    "lr": scheduler.get_last_lr()[0], "samples_per_s": sps, **avg})
+                                                    "lr": lr, "samples_per_s": sps, **avg})
                     window = {k: 0.0 for k in window} | {"n": 0}
                     t0 = time.perf_counter()
                 step_in_epoch += 1  # steps done in this epoch (what a checkpoint records)
-                stop_now = all_reduce_sum([float(stop["requested"])], device)[0] > 0 if world > 1 else stop["requested"]
+                elapsed += time.perf_counter() - t_step
+                flags = [float(stop["requested"]), float(budget_s is not None and elapsed >= budget_s)]
+                stop_now, out_of_time = (x > 0 for x in (all_reduce_sum(flags, device) if world > 1 else flags))
+                if out_of_time:
+                    if is_main():
+                        tqdm.write(f"time budget of {args.budget_minutes:g} minutes reached at step {global_step}")
+                    break
                 if stop_now:
                     save()
                     if is_main():
@@ -471,13 +486,14 @@ def train(args: argparse.Namespace) -> int:
                     save()
             bar.close()
 
-            # ---- end of epoch: validate, log, checkpoint, plot
+            # ---- end of epoch (or of the time budget): validate, log, checkpoint, plot
             train_sps = epoch_samples / (time.perf_counter() - epoch_t0)
-            epoch, step_in_epoch = epoch + 1, 0
+            steps_done = epoch * steps_per_epoch + step_in_epoch
+            epoch, step_in_epoch = (epoch + 1, 0) if not out_of_time else (args.epochs, step_in_epoch)
             if ds.val is not None:
                 ds.val.set_epoch(0)
                 val = evaluate(model, ds.val, args.eval_batch_size, device, args.precision)
-                record = {"epoch": epoch, "step": epoch * steps_per_epoch, "split": "val",
+                record = {"epoch": epoch, "step": steps_done, "split": "val",
                           "samples_per_s": train_sps, **val}
                 if is_main():
                     append_jsonl(metrics_path, record)
