@@ -1,8 +1,9 @@
 """Checkpoints: the training checkpoint, and Hugging Face BERT weights in and out.
 
 1. The training checkpoint (everything needed to resume exactly, or to predict). A run directory holds
-    checkpoint.pt   model, optimizer, scheduler, RNG states, position in the data, vocabulary,
-                    model config and the data settings (context length, layout, tokenizer)
+    checkpoint.pt   model, optimizer, RNG states, position in the data (and training time so
+                    far), vocabulary, model config and the data settings (context length,
+                    layout, tokenizer)
     config.json     the model config, readable
     vocab.txt       one token per line, the line number is the id
 All three are written atomically; checkpoints are loaded with `torch.load(weights_only=True)`,

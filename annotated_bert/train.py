@@ -84,6 +84,9 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="continued pretraining: start from a Hugging Face BERT directory or a training run's "
                         "directory, with its own vocabulary (replaces --preset and --tokenizer); NSP is trained "
                         "only when the checkpoint has an NSP head")
+    g.add_argument("--positions", choices=("learned", "sinusoidal"), default=None,
+                   help="position encoding (default: the preset's: sinusoidal for seed, learned for the others); "
+                        "fixed sin/cos positions also serve fine-tuning inputs longer than the pretraining ones")
     g.add_argument("--dropout", type=float, default=None,
                    help="hidden and attention dropout probability (default: the preset's: 0 for seed, 0.1 for the others)")
     g.add_argument("--attn", choices=("sdpa", "eager"), default="sdpa",
@@ -334,8 +337,10 @@ def train(args: argparse.Namespace) -> int:
     elif init_model is not None:     # continued pretraining
         model, config = init_model, init_model.config
     else:
+        positions = {"position_embedding_type": args.positions} if args.positions else {}
         config = preset(args.preset, vocab_size=len(ds.vocab), pad_token_id=ds.special.pad,
-                        max_position_embeddings=max(512, ds.seq_len), attn_implementation=args.attn, **dropout)
+                        max_position_embeddings=max(512, ds.seq_len), attn_implementation=args.attn,
+                        **dropout, **positions)
         model = BertForPreTraining(config)
     if ds.seq_len > config.max_position_embeddings:
         raise DataError(f"sequences of {ds.seq_len} tokens exceed the model's {config.max_position_embeddings} "
