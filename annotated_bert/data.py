@@ -352,8 +352,9 @@ def layout_pairs(a: np.ndarray, a_len: np.ndarray, b: np.ndarray, b_len: np.ndar
     ids = np.where(in_a, np.take_along_axis(a, np.clip(cols - 1, 0, w - 1).repeat(n, 0), 1), ids)
     ids = np.where(in_b, np.take_along_axis(b, np.clip(cols - b_start, 0, w - 1), 1), ids)
     ids[:, 0] = special.cls
-    ids = np.where((cols == a_len + 1) | (cols == end), special.sep, ids)
-    types = ((cols >= b_start) & (cols <= end)).astype(np.uint8)
+    has_b = b_len > 0                                 # a single text is [CLS] A [SEP]
+    ids = np.where((cols == a_len + 1) | ((cols == end) & has_b), special.sep, ids)
+    types = ((cols >= b_start) & (cols <= end) & has_b).astype(np.uint8)
     return ids.astype(np.int32), types
 
 

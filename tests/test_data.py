@@ -247,3 +247,16 @@ def test_special_ids_need_every_special_token():
     from annotated_bert.tokenization import Vocab
     with pytest.raises(DataError, match="lacks the special tokens"):
         SpecialIds.from_vocab(Vocab(["[UNK]", "[PAD]", "a"]))
+
+
+def test_encode_for_model_single_text_and_pair():
+    from annotated_bert.data import encode_for_model
+    from annotated_bert.tokenization import Vocab
+    vocab = Vocab(["[CLS]", "[PAD]", "[MASK]", "[SEP]", "[UNK]", "a", "b", "c"])
+    one = encode_for_model(["a", "[MASK]"], None, vocab, context_length=4, layout="standard")
+    assert vocab.lookup_tokens(one["input_ids"][0].tolist()) == ["[CLS]", "a", "[MASK]", "[SEP]"] + ["[PAD]"] * 5
+    assert one["token_type_ids"].sum() == 0 and one["attention_mask"][0].tolist() == [1] * 4 + [0] * 5
+    two = encode_for_model(["a"], ["b", "c"], vocab, context_length=4, layout="walkthrough")
+    assert vocab.lookup_tokens(two["input_ids"][0].tolist()) == \
+        ["[CLS]", "a", "[PAD]", "[PAD]", "[SEP]", "[CLS]", "b", "c", "[PAD]"]
+    assert two["token_type_ids"][0].tolist() == [0] * 5 + [1] * 4
