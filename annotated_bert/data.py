@@ -18,9 +18,10 @@ Follows the Annotated BERT walkthrough (../shared/BRIEF.md section 1) and the BE
 - one seed gives one dataset; everything is vectorised with numpy/torch so 75,000 reviews build
   in seconds.
 
-Layouts (both 2L+1 positions):
+Layouts (all 2L+1 positions):
     walkthrough: [CLS] A [PAD].. [SEP] [CLS] B [PAD]..   (each half is L long)
     standard:    [CLS] A [SEP] B [SEP] [PAD]..            (BERT's own layout)
+    packed:      [CLS] a review's sentences ... [SEP]     (MLM only, long reviews in several chunks)
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from annotated_bert.tokenization import SPECIAL_TOKENS, Vocab, basic_english
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"  # the official archive (as torchtext checks it)
 DEFAULT_DATA = os.path.join("data", "aclImdb_v1.tar.gz")
-LAYOUTS = ("walkthrough", "standard")
+LAYOUTS = ("walkthrough", "standard", "packed")
 IGNORE_INDEX = -100  # label of positions the MLM loss skips (PyTorch's cross_entropy default)
 
 
@@ -244,17 +245,18 @@ def tokenize_reviews(reviews: Sequence[str], tokenizer: Callable[[str], list[str
 
 
 def build_vocab(sentences: Sentences, itos: list[str], reviews_mask: np.ndarray, min_freq: int,
-                vocab: Vocab | None = None) -> tuple[Vocab, np.ndarray]:
+                vocab: Vocab | None = None, extra: tuple[str, ...] = ()) -> tuple[Vocab, np.ndarray]:
     """Count tokens over the sentences whose review is in `reviews_mask` (the training reviews),
-    build the vocabulary (or use the given one) and return it with the provisional -> final id map."""
+    build the vocabulary (or use the given one; `extra` tokens go right after the specials) and
+    return it with the provisional -> final id map."""
     if vocab is None:
         in_train = reviews_mask[np.repeat(sentences.review, sentences.lengths)]
         counts = np.bincount(sentences.ids[in_train], minlength=len(itos))
         # most frequent first; a stable sort keeps first-seen order among equal counts
         order = np.argsort(-counts, kind="stable")
         order = order[counts[order] >= min_freq]
-        specials = set(SPECIAL_TOKENS)
-        vocab = Vocab([*SPECIAL_TOKENS, *(itos[i] for i in order if itos[i] not in specials)])
+        skip = set(SPECIAL_TOKENS) | set(extra)
+        vocab = Vocab([*SPECIAL_TOKENS, *extra, *(itos[i] for i in order if itos[i] not in skip)])
     remap = np.fromiter((vocab[t] for t in itos), dtype=np.int32, count=len(itos))
     return vocab, remap
 
@@ -356,6 +358,35 @@ def layout_pairs(a: np.ndarray, a_len: np.ndarray, b: np.ndarray, b_len: np.ndar
     ids = np.where((cols == a_len + 1) | ((cols == end) & has_b), special.sep, ids)
     types = ((cols >= b_start) & (cols <= end) & has_b).astype(np.uint8)
     return ids.astype(np.int32), types
+
+
+def make_chunks(sentences: Sentences, in_split: np.ndarray, seq_len: int, special: SpecialIds,
+                separator: int | None) -> np.ndarray:
+    """The "packed" layout (RoBERTa's FULL-SENTENCES, one review at a time): each review's
+    sentences end to end (joined by `separator`, the "." they were split at), cut into chunks of
+    seq_len - 2 tokens, each `[CLS] chunk [SEP] [PAD]..`. Returns (N, seq_len) ids, one segment."""
+    idx = np.flatnonzero(in_split[sentences.review])                       # sentences of the split
+    lengths = sentences.lengths[idx]
+    with_sep = lengths + (separator is not None)
+    out_start = np.cumsum(with_sep) - with_sep                              # where each sentence goes
+    within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    stream = np.empty(with_sep.sum(), dtype=np.int32)
+    stream[np.repeat(out_start, lengths) + within] = sentences.ids[np.repeat(sentences.starts[idx], lengths) + within]
+    if separator is not None:
+        stream[out_start + lengths] = separator
+    review = np.repeat(sentences.review[idx], with_sep)                    # (total,) review of each token
+    first = np.ones(len(review), dtype=bool)
+    first[1:] = review[1:] != review[:-1]
+    review_start = np.maximum.accumulate(np.where(first, np.arange(len(review)), 0))
+    width = seq_len - 2
+    pos = np.arange(len(review)) - review_start                             # position within its review
+    new_chunk = first | (pos % width == 0)
+    chunk = np.cumsum(new_chunk) - 1                                        # (total,) chunk of each token
+    ids = np.full((chunk[-1] + 1, seq_len), special.pad, dtype=np.int32)
+    ids[chunk, pos % width + 1] = stream
+    ids[:, 0] = special.cls
+    ids[np.arange(len(ids)), np.bincount(chunk) + 1] = special.sep
+    return ids
 
 
 # ------------------------------------------------------------------------------------ masking
@@ -520,7 +551,9 @@ class IMDBBertDataset(PretrainingDataset):
         L = context_length or find_context_length(self.sentence_lengths, percentile)
         if L < 2:
             raise DataError(f"context length {L} is too short: need at least 2 ([CLS] and one token)")
-        vocab, remap = build_vocab(sentences, itos, ~is_val, min_freq, vocab)
+        packed = layout == "packed"
+        nsp = nsp and not packed
+        vocab, remap = build_vocab(sentences, itos, ~is_val, min_freq, vocab, extra=(".",) if packed else ())
         sentences.ids = remap[sentences.ids]
         self.context_length, self.layout = L, layout
         why = "as given" if context_length else f"the {percentile:g}th percentile of sentence lengths"
@@ -532,6 +565,9 @@ class IMDBBertDataset(PretrainingDataset):
         special = SpecialIds.from_vocab(vocab)
 
         def build(in_split: np.ndarray, seed_offset: int):
+            if packed:
+                ids = make_chunks(sentences, in_split, 2 * L + 1, special, vocab.stoi.get("."))
+                return ids, np.zeros(ids.shape, dtype=np.uint8), np.ones(len(ids), dtype=np.int64)
             a, b, labels = make_nsp_pairs(sentences, in_split, np.random.default_rng([seed, seed_offset]), nsp)
             a_ids, a_len = gather_padded(sentences, a, L - 1, special.pad)
             b_ids, b_len = gather_padded(sentences, b, L - 1, special.pad)
@@ -543,7 +579,8 @@ class IMDBBertDataset(PretrainingDataset):
         self.val = PretrainingDataset(*build(is_val, 1), vocab, seed=seed + 1, **kw) if n_val else None
         self.sentences, self.is_val_review, self.reviews = sentences, is_val, reviews
         log(f"{len(self)} training samples" + (f", {len(self.val)} validation samples" if self.val else "")
-            + (" (50% next-sentence pairs)" if nsp else " (MLM only: consecutive sentence pairs)"))
+            + (" (50% next-sentence pairs)" if nsp else " (MLM only: " +
+               ("whole reviews in chunks)" if packed else "consecutive sentence pairs)")))
 
 
 def encode_for_model(tokens_a: list[str], tokens_b: list[str] | None, vocab: Vocab, context_length: int,
@@ -560,7 +597,7 @@ def encode_for_model(tokens_a: list[str], tokens_b: list[str] | None, vocab: Voc
         ids = vocab(tokens[:width])
         rows.append((np.array([ids + [special.pad] * (width - len(ids))], dtype=np.int32), np.array([len(ids)])))
     (a, a_len), (b, b_len) = rows
-    ids, types = layout_pairs(a, a_len, b, b_len, special, layout)
+    ids, types = layout_pairs(a, a_len, b, b_len, special, "standard" if layout == "packed" else layout)
     ids_t = torch.from_numpy(ids).long()
     return {"input_ids": ids_t, "token_type_ids": torch.from_numpy(types).long(),
             "attention_mask": (ids_t != special.pad).long()}

@@ -71,7 +71,8 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--min-freq", type=int, default=2,
                    help="basic_english: keep tokens seen at least this often; rarer ones -> [UNK]")
     g.add_argument("--layout", choices=LAYOUTS, default="walkthrough",
-                   help="walkthrough: [CLS] A [PAD].. [SEP] [CLS] B [PAD]..; standard: [CLS] A [SEP] B [SEP] [PAD]..")
+                   help="walkthrough: [CLS] A [PAD].. [SEP] [CLS] B [PAD]..; standard: [CLS] A [SEP] B [SEP] [PAD]..; "
+                        "packed: whole reviews cut into [CLS] ... [SEP] chunks of 2L+1 (MLM only, as RoBERTa)")
     g.add_argument("--masking", choices=("static", "dynamic"), default="static",
                    help="static: masks fixed when the data is built (BERT); dynamic: new masks every epoch (RoBERTa)")
     g.add_argument("--mask-prob", type=float, default=0.15, help="fraction of each sentence's tokens chosen for MLM")
@@ -119,6 +120,8 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--save-every", type=int, default=1000, help="also checkpoint every N steps (0: epoch ends only)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
+    if args.layout == "packed":
+        args.no_nsp = True  # one text per sample: nothing to predict a next sentence for
     if args.preset not in PRESETS:
         p.error(f"unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}")
     if args.ds_to == -1:

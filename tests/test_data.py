@@ -260,3 +260,23 @@ def test_encode_for_model_single_text_and_pair():
     assert vocab.lookup_tokens(two["input_ids"][0].tolist()) == \
         ["[CLS]", "a", "[PAD]", "[PAD]", "[SEP]", "[CLS]", "b", "c", "[PAD]"]
     assert two["token_type_ids"][0].tolist() == [0] * 5 + [1] * 4
+
+
+def test_packed_layout_cuts_whole_reviews_into_chunks():
+    reviews = synthetic_reviews(40)
+    ds = build(reviews, layout="packed", context_length=6, min_freq=1, nsp=True)   # 13 positions, 11 tokens a chunk
+    s = ds.special
+    assert not ds.nsp and "nsp_labels" not in ds[0] and (ds.token_type_ids == 0).all()
+    ids = ds.original_ids.long()
+    assert (ids[:, 0] == s.cls).all() and ((ids == s.sep).sum(1) == 1).all()
+    # the training chunks, read in order, are the training reviews' sentences joined by "."
+    dot = ds.vocab["."]
+    stream = [t for row in ids.tolist() for t in row[1:row.index(s.sep)]]
+    expected = []
+    for r in np.flatnonzero(~ds.is_val_review):
+        for sent in np.flatnonzero(ds.sentences.review == r):
+            expected += ds.sentences.tokens(sent).tolist() + [dot]
+    assert stream == expected
+    full = ((ids != s.pad).sum(1) == 13)
+    assert full.sum() > 0 and (ids[~full] == s.pad).any()        # long reviews fill chunks, the last is padded
+    assert len(ds.val) > 0

@@ -167,6 +167,14 @@ def test_time_budget_stops_validates_and_saves(tiny_csv, tmp_path, capsys):
     assert state["elapsed"] >= 3.0
 
 
+def test_packed_layout_run(tiny_csv, tmp_path):
+    assert run(tiny_csv, tmp_path / "run", "--epochs", "1", "--layout", "packed") == 0
+    state = load_training_checkpoint(str(tmp_path / "run"))
+    assert state["args"]["no_nsp"] and state["data"]["layout"] == "packed"
+    val = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if r["split"] == "val"][0]
+    assert "mlm_acc" in val and "nsp_acc" not in val
+
+
 def test_mlm_only_run(tiny_csv, tmp_path):
     assert run(tiny_csv, tmp_path / "run", "--epochs", "1", "--no-nsp", "--masking", "dynamic") == 0
     val = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if r["split"] == "val"][0]
