@@ -232,7 +232,8 @@ def test_continued_pretraining_from_a_hugging_face_checkpoint(tiny_csv, tmp_path
     from annotated_bert.model import BertModel
     path = str(gt.get_model_path())
     out = tmp_path / "cont"
-    assert run(tiny_csv, out, "--epochs", "1", "--init", path, "--layout", "standard", "--lr", "1e-9") == 0
+    assert train.main(["--data", str(tiny_csv), "--ds-to", "20", "--out", str(out), *FAST, "--batch-size", "16",
+                       "--epochs", "1", "--init", path, "--layout", "standard", "--lr", "1e-9"]) == 0
     assert "has no NSP head: training MLM only" in capsys.readouterr().out
     state = load_training_checkpoint(str(out))
     assert len(state["vocab"]) == 30522 and state["data"]["tokenizer"] == "wordpiece"
