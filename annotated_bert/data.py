@@ -533,7 +533,7 @@ class IMDBBertDataset(PretrainingDataset):
         # 1. sentences, with the held-out reviews chosen by review, never by sample
         sentences, itos = tokenize_reviews(reviews, tokenizer, progress=verbose)
         per_review = np.bincount(sentences.review, minlength=len(reviews))
-        if (per_review < 2).any():
+        if layout != "packed" and (per_review < 2).any():                 # packed: no pairs at all
             log(f"{int((per_review < 2).sum())} reviews have fewer than two sentences and give no NSP pairs")
         # validation reviews are drawn among those that give pairs, at least two (NSP negatives
         # need another review), leaving at least two for training

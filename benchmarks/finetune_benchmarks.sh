@@ -21,7 +21,7 @@ run() {
     # most 2 hours, then fine-tune the same way for at most 1 hour
     scratch-pretrain) python -m annotated_bert.train --quiet --data "$DATA/imdb_train.csv.gz" --data "$DATA/imdb_unsup.csv.gz" \
                    --ds-to -1 --preset bert-mini --layout packed --masking dynamic --tokenizer wordpiece \
-                   --vocab-size 16000 --context-length 128 --batch-size 32 --lr 1e-3 --epochs 2 --budget-minutes 120 \
+                   --vocab-size 16000 --context-length 128 --batch-size 32 --lr 1e-3 --epochs 3 --precision bf16 --budget-minutes 120 \
                    --out runs/imdb-pretrain ;;
     pretrained-imdb) $FT --task sentiment --data "$DATA/imdb_train.csv.gz" --init runs/imdb-pretrain --max-length 256 \
                    --batch-size 32 --lr 2e-4 --epochs 3 --budget-minutes 60 --eval-every 400 --out runs/pretrained-imdb ;;
