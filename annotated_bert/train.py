@@ -291,11 +291,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def resume_settings(args: argparse.Namespace) -> tuple[dict | None, argparse.Namespace]:
     """With --resume DIR: the saved state and the run's own settings (only the device and the
-    progress bars may change); otherwise (None, args)."""
+    progress bars may change); otherwise (None, args). Options newer than the checkpoint keep
+    their defaults."""
     if not args.resume:
         return None, args
     state = load_training_checkpoint(args.resume)
-    return state, argparse.Namespace(**{**state["args"], "resume": args.resume, "out": args.resume,
+    return state, argparse.Namespace(**{**vars(args), **state["args"], "resume": args.resume, "out": args.resume,
                                         "device": args.device, "quiet": args.quiet})
 
 

@@ -3,10 +3,11 @@ identically, timed in one process on the same batches.
 
     python benchmarks/bench_speed.py                 # both configurations below
     python benchmarks/bench_speed.py --only seed --repeats 5
+    python benchmarks/bench_speed.py --only mini --precision bf16   # both models under bf16 autocast
 
 A step is what the training loop does: forward (MLM + NSP losses), backward, gradient clipping,
 AdamW step. Both models get the same config (widths, layers, heads, vocabulary, learned
-positions, dropout 0.1, exact GELU, fp32), the same batch and the same optimizer; Hugging Face
+positions, dropout 0.1, exact GELU, fp32 or --precision bf16 autocast), the same batch and the same optimizer; Hugging Face
 runs with its default attention (SDPA). Steps alternate between the two models in rounds so
 that machine noise hits both alike; the median round is reported.
 
@@ -71,9 +72,14 @@ def make_models(cfg: BertConfig):
     return ours, theirs
 
 
-def ours_step(model, opt):
+def autocast(precision: str):
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def ours_step(model, opt, precision: str):
     def step(b):
-        out = model(**b)
+        with autocast(precision):
+            out = model(**b)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -81,10 +87,12 @@ def ours_step(model, opt):
     return step
 
 
-def hf_step(model, opt):
+def hf_step(model, opt, precision: str):
     def step(b):
-        out = model(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"], attention_mask=b["attention_mask"],
-                    labels=b["mlm_labels"], next_sentence_label=1 - b["nsp_labels"])  # HF: 0 = "is next"
+        with autocast(precision):
+            out = model(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"],
+                        attention_mask=b["attention_mask"], labels=b["mlm_labels"],
+                        next_sentence_label=1 - b["nsp_labels"])  # HF: 0 = "is next"
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -99,10 +107,11 @@ def time_steps(step, batches, n_steps: int) -> float:
     return time.perf_counter() - t
 
 
-def bench(name: str, cfg: BertConfig, batches: list[dict], steps: int, repeats: int) -> dict:
+def bench(name: str, cfg: BertConfig, batches: list[dict], steps: int, repeats: int, precision: str) -> dict:
     ours, theirs = make_models(cfg)
     adam = lambda m: torch.optim.AdamW(m.parameters(), lr=1e-4, eps=1e-6, weight_decay=0.01, fused=True)
-    runs = {"annotated_bert": ours_step(ours, adam(ours)), "hugging_face": hf_step(theirs, adam(theirs))}
+    runs = {"annotated_bert": ours_step(ours, adam(ours), precision),
+            "hugging_face": hf_step(theirs, adam(theirs), precision)}
     B = batches[0]["input_ids"].shape[0]
     for step in runs.values():                       # warm up allocators and kernels
         time_steps(step, batches, max(3, steps // 5))
@@ -115,7 +124,7 @@ def bench(name: str, cfg: BertConfig, batches: list[dict], steps: int, repeats: 
     return {"config": name, "layers": cfg.num_hidden_layers, "hidden": cfg.hidden_size, "heads": cfg.num_attention_heads,
             "ffn": cfg.intermediate_size, "vocab": cfg.vocab_size, "batch": B, "seq": T,
             "annotated_bert_samples_per_s": ours_sps, "hf_samples_per_s": hf_sps, "ratio": ours_sps / hf_sps,
-            "rounds": rounds, "threads": torch.get_num_threads(), "torch": torch.__version__}
+            "precision": precision, "rounds": rounds, "threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
 def main(argv=None) -> int:
@@ -123,6 +132,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", choices=("seed", "mini"), help="run one configuration")
     p.add_argument("--steps", type=int, default=None, help="steps per timed round (default: 60 seed, 4 mini)")
     p.add_argument("--repeats", type=int, default=5, help="timed rounds per model; the median is reported")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: run both models' forward passes under bfloat16 autocast")
     p.add_argument("--json", help="also write the results to this JSON file")
     args = p.parse_args(argv)
     try:
@@ -136,16 +147,16 @@ def main(argv=None) -> int:
         batches = seed_batches(40, V)
         cfg = BertConfig(vocab_size=V[0], hidden_size=64, num_hidden_layers=1, num_attention_heads=4,
                          intermediate_size=36, pad_token_id=1, position_embedding_type="learned")
-        results.append(bench("seed", cfg, batches, args.steps or 60, args.repeats))
+        results.append(bench("seed", cfg, batches, args.steps or 60, args.repeats, args.precision))
     if args.only in (None, "mini"):
         cfg = BertConfig(vocab_size=30522, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
                          intermediate_size=1024, position_embedding_type="learned")
-        results.append(bench("mini", cfg, synthetic_batches(4, 32, 128, 30522), args.steps or 4, args.repeats))
+        results.append(bench("mini", cfg, synthetic_batches(4, 32, 128, 30522), args.steps or 4, args.repeats, args.precision))
     print("| configuration | annotated_bert samples/s | Hugging Face samples/s | ratio |")
     print("| --- | --- | --- | --- |")
     for r in results:
         print(f"| {r['config']}: L{r['layers']}/H{r['hidden']}/A{r['heads']}/FF{r['ffn']}, V {r['vocab']:,}, "
-              f"batch {r['batch']}, seq {r['seq']}, fp32 | {r['annotated_bert_samples_per_s']:.0f} | "
+              f"batch {r['batch']}, seq {r['seq']}, {r['precision']} | {r['annotated_bert_samples_per_s']:.0f} | "
               f"{r['hf_samples_per_s']:.1f} | {r['ratio']:.2f}x |")
     if args.json:
         from annotated_bert.io import atomic_write_json

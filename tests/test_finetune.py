@@ -221,9 +221,12 @@ def test_from_a_pretraining_run_and_reinit(sentiment_csv, tiny_csv, tmp_path):
     for extra in ([], ["--reinit"]):
         out = tmp_path / ("ft" + "".join(extra))
         assert finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), "--init", str(pre),
-                              "--out", str(out), "--quiet", "--max-length", "32", "--epochs", "1", *extra]) == 0
+                              "--out", str(out), "--quiet", "--max-length", "32", "--epochs", "1", *extra,
+                              "--dropout", "0.2", "--attention-dropout", "0"]) == 0
         meta = json.loads((out / "best" / "finetune.json").read_text())
         assert meta["tokenizer"] == "basic_english" and meta["reinit"] == bool(extra)
+        config = json.loads((out / "best" / "config.json").read_text())
+        assert (config["hidden_dropout_prob"], config["attention_probs_dropout_prob"]) == (0.2, 0.0)
     # the fine-tuned model starts from the pretrained encoder: its vocabulary is the run's
     assert (tmp_path / "ft" / "best" / "vocab.txt").read_text().split("\n")[:5] == \
         load_training_checkpoint(str(pre))["vocab"][:5]
