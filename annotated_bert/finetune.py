@@ -23,9 +23,10 @@ Classification": 128 + 382 tokens was best on IMDb). Batches group texts of simi
 on a CPU roughly halves the time spent on padding. With `--budget-minutes` the learning-rate
 schedule follows whichever is further along, steps or time, so the decay ends when the budget does.
 
-Writes OUT/metrics.jsonl (epoch, step, split and the task's metrics), OUT/best/ (the best model
-by the validation metric, in the Hugging Face layout, with vocab.txt and finetune.json) and
-OUT/checkpoint.pt (to --resume), all atomically.
+Writes OUT/metrics.jsonl (epoch, step, split and the task's metrics), OUT/curves.png (loss and
+validation metrics against steps), OUT/best/ (the best model by the validation metric, in the
+Hugging Face layout, with vocab.txt and finetune.json) and OUT/checkpoint.pt (to --resume), all
+atomically.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from annotated_bert.checkpoints import (CheckpointError, load_training_checkpoin
                                         save_training_checkpoint)
 from annotated_bert.config import PRESETS, BertConfig, preset
 from annotated_bert.data import DataError
-from annotated_bert.io import append_jsonl, atomic_torch_save, atomic_write_json
+from annotated_bert.io import append_jsonl, atomic_torch_save, atomic_write, atomic_write_json, read_jsonl
 from annotated_bert.model import (BertForQuestionAnswering, BertForSequenceClassification,
                                   BertForTokenClassification, BertPreTrainedModel)
 from annotated_bert.tokenization import Vocab, WordTokenizer, basic_english
@@ -371,6 +372,29 @@ def evaluate(model, d: TaskData, task: str, labels: list[str], args, device, pad
     return metrics
 
 
+def plot_curves(metrics_path: str, png_path: str, task: str) -> None:
+    """Loss (training and validation) and the validation metrics against steps, as a PNG."""
+    from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
+
+    records = read_jsonl(metrics_path)
+    fig = Figure(figsize=(11, 4))
+    ax_loss, ax_metric = fig.subplots(1, 2)
+    for split, style in (("train", "-"), ("val", "o-")):
+        pts = [(r["step"], r["loss"]) for r in records if r["split"] == split]
+        if pts:
+            ax_loss.plot(*zip(*pts), style, label=split, alpha=0.8 if split == "train" else 1.0)
+    ax_loss.set(title="loss", xlabel="optimizer step", ylabel="cross-entropy")
+    ax_loss.legend()
+    val = [r for r in records if r["split"] == "val"]
+    for name in [k for k in (val[0] if val else {}) if k not in ("epoch", "step", "split", "loss")]:
+        ax_metric.plot([r["step"] for r in val], [r[name] for r in val], "o-", label=name)
+    ax_metric.set(title=f"validation ({task}; best model kept by {MAIN_METRIC[task]})", xlabel="optimizer step")
+    if val:
+        ax_metric.legend()
+    fig.tight_layout()
+    atomic_write(png_path, lambda f: fig.savefig(f, format="png", dpi=110))
+
+
 # ------------------------------------------------------------------------ tokenizer and model
 
 def task_model_class(task: str):
@@ -535,6 +559,7 @@ def finetune(args) -> int:
         nonlocal best
         metrics = evaluate(model, val_d, args.task, labels, args, device, tok.pad_token_id)
         append_jsonl(metrics_path, {"epoch": epoch, "step": step, "split": "val", **metrics})
+        plot_curves(metrics_path, os.path.join(args.out, "curves.png"), args.task)
         main_value = metrics[MAIN_METRIC[args.task]]
         improved = main_value > best
         if improved:

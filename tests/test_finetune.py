@@ -110,6 +110,7 @@ def test_sentiment_learns_saves_and_evaluates(sentiment_csv, tmp_path, capsys):
     assert max(r["accuracy"] for r in val) >= 0.9
     for name in ("config.json", "model.safetensors", "vocab.txt", "finetune.json"):
         assert (out / "best" / name).exists()
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     meta = json.loads((out / "best" / "finetune.json").read_text())
     assert meta["labels"] == ["negative", "positive"] and meta["tokenizer"] == "basic_english"
     capsys.readouterr()
