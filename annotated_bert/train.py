@@ -260,9 +260,10 @@ def plot_losses(metrics_path: str, png_path: str) -> None:
     from annotated_bert.io import atomic_write
 
     records = read_jsonl(metrics_path)
-    fig = Figure(figsize=(11, 4))
-    axes = fig.subplots(1, 2)
-    for ax, task in zip(axes, ("mlm", "nsp")):
+    tasks = ["mlm"] + (["nsp"] if any("nsp_loss" in r for r in records) else [])   # MLM-only runs: one panel
+    fig = Figure(figsize=(5.5 * len(tasks), 4))
+    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
+    for ax, task in zip(axes, tasks):
         for split, style in (("train", "-"), ("val", "o-")):
             pts = [(r["step"], r[f"{task}_loss"]) for r in records if r["split"] == split and f"{task}_loss" in r]
             if pts:
