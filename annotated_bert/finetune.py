@@ -52,7 +52,7 @@ from annotated_bert.checkpoints import (CheckpointError, load_training_checkpoin
                                         save_training_checkpoint)
 from annotated_bert.config import PRESETS, BertConfig, preset
 from annotated_bert.data import DataError
-from annotated_bert.io import append_jsonl, atomic_torch_save, atomic_write, atomic_write_json, read_jsonl
+from annotated_bert.io import append_jsonl, atomic_torch_save, drop_records_after, atomic_write, atomic_write_json, read_jsonl
 from annotated_bert.model import (BertForQuestionAnswering, BertForSequenceClassification,
                                   BertForTokenClassification, BertPreTrainedModel)
 from annotated_bert.tokenization import Vocab, WordTokenizer, basic_english
@@ -297,9 +297,10 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, e
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths))
     lengths = np.asarray(lengths)
-    chunk = 50 * batch_size
-    grouped = [c[np.argsort(-lengths[c], kind="stable")] for c in np.array_split(order, max(1, len(order) // chunk))]
-    batches = [b for c in grouped for b in np.array_split(c, max(1, math.ceil(len(c) / batch_size)))]
+    chunk = 50 * batch_size  # a multiple of the batch size: every batch but the last one is full
+    chunks = [order[i:i + chunk] for i in range(0, len(order), chunk)]
+    grouped = [c[np.argsort(-lengths[c], kind="stable")] for c in chunks]
+    batches = [c[i:i + batch_size] for c in grouped for i in range(0, len(c), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
@@ -536,6 +537,8 @@ def finetune(args) -> int:
     metrics_path = os.path.join(args.out, "metrics.jsonl")
     if state is None and os.path.exists(metrics_path):
         os.remove(metrics_path)
+    elif state is not None:
+        drop_records_after(metrics_path, step)  # the steps after the checkpoint are redone: log them once
     meta = {"task": args.task, "labels": labels, "tokenizer": tokenizer_kind(tok), "max_length": args.max_length,
             "truncation": args.truncation, "head_tokens": args.head_tokens, "ner_scheme": args.ner_scheme,
             "doc_stride": args.doc_stride, "init": args.init, "reinit": args.reinit}

@@ -60,3 +60,11 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 except json.JSONDecodeError:  # a line cut short by a crash
                     continue
     return records
+
+
+def drop_records_after(path: str | os.PathLike, step: int) -> None:
+    """Atomically keep only the records with `step` <= `step`: a run resumed from a checkpoint
+    repeats the steps after it, and its log should not hold them twice."""
+    if os.path.exists(path):
+        kept = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
+        atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from annotated_bert.checkpoints import CheckpointError, load_training_checkpoint, save_training_checkpoint
 from annotated_bert.config import PRESETS, BertConfig, preset
 from annotated_bert.data import LAYOUTS, DataError, IMDBBertDataset, PretrainingDataset, read_reviews, resolve_data
-from annotated_bert.io import append_jsonl, read_jsonl
+from annotated_bert.io import append_jsonl, drop_records_after, read_jsonl
 from annotated_bert.model import BertForPreTraining
 from annotated_bert.tokenization import Vocab, basic_english
 from annotated_bert.wordpiece import WordPieceTokenizer, train_wordpiece
@@ -385,6 +385,8 @@ def train(args: argparse.Namespace) -> int:
             os.remove(metrics_path)  # a fresh run in an old directory starts a fresh log
         if state is not None:
             print(f"resuming {args.resume} at epoch {epoch + 1}, step {step_in_epoch} of {steps_per_epoch}")
+            # the log may run past the checkpoint (steps done before the interruption): those steps are redone
+            drop_records_after(metrics_path, state.get("global_step", epoch * steps_per_epoch + step_in_epoch))
 
     def checkpoint_state() -> dict:
         rng = {"torch": torch.get_rng_state()}

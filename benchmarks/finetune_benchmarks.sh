@@ -43,7 +43,7 @@ run() {
                    --init runs/imdb-pretrain --max-length 128 --batch-size 16 --lr 3e-4 --epochs 2 --out runs/scratch-ner ;;
     # QA: SQuAD v1.1, 32 of the 40 provided articles to train, the other 8 to evaluate
     minilm-qa)   $FT --task qa --data "$DATA/squad/squad_v1.1_dev_articles_00-39.json.gz" --init "$MINILM" \
-                   --max-length 256 --doc-stride 128 --attention-dropout 0 --batch-size 16 --lr 1e-4 --epochs 2 --budget-minutes 60 --out runs/minilm-qa ;;
+                   --max-length 256 --doc-stride 128 --attention-dropout 0 --batch-size 16 --lr 1e-4 --epochs 2 --budget-minutes 30 --out runs/minilm-qa ;;
     all) for r in minilm-mrpc minilm-ner minilm-qa minilm-imdb scratch-pretrain pretrained-imdb random-imdb scratch-ner; do run $r; done ;;
     *) echo "unknown benchmark: $1" >&2; exit 2 ;;
   esac

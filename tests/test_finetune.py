@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import math
 import os
 import random
 import signal
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from annotated_bert import finetune
+from annotated_bert.checkpoints import load_training_checkpoint
 from annotated_bert.io import read_jsonl
 from annotated_bert.wordpiece import train_wordpiece
 
@@ -91,6 +93,9 @@ def test_length_grouped_batches_cover_every_example_once():
     batches = finetune.length_grouped_batches(lengths, 16, seed=0, epoch=0)
     flat = sorted(i for b in batches for i in b)
     assert flat == list(range(1000)) and max(len(b) for b in batches) <= 16
+    # exactly ceil(n / batch) batches: --resume and the step count rely on it (IMDb: 22,500 / 32 -> 704)
+    assert len(batches) == math.ceil(1000 / 16)
+    assert len(finetune.length_grouped_batches([1] * 22_500, 32, seed=0, epoch=1)) == 704
     again = finetune.length_grouped_batches(lengths, 16, seed=0, epoch=0)
     assert all((a == b).all() for a, b in zip(batches, again))
     # batches are length-homogeneous: far less padding than random batches
@@ -187,7 +192,14 @@ def test_interrupt_and_resume_give_the_uninterrupted_result(sentiment_csv, tmp_p
     monkeypatch.setattr(finetune, "collate", collate_then_interrupt)
     assert finetune.main([*args, "--out", str(tmp_path / "cut")]) == finetune.EXIT_INTERRUPTED
     monkeypatch.setattr(finetune, "collate", real)
+    # as if the process had gone on logging past its checkpoint and then been killed
+    saved_step = load_training_checkpoint(str(tmp_path / "cut"))["step"]
+    with open(tmp_path / "cut" / "metrics.jsonl", "a") as f:
+        f.writelines(json.dumps(r) + "\n" for r in read_jsonl(tmp_path / "full" / "metrics.jsonl")
+                     if r["step"] > saved_step)
     assert finetune.main(["--resume", str(tmp_path / "cut"), "--quiet"]) == 0
+    steps = lambda d: [(r["split"], r["step"]) for r in read_jsonl(d / "metrics.jsonl")]
+    assert steps(tmp_path / "cut") == steps(tmp_path / "full")  # each step logged once, none lost
     last = lambda d: [r for r in read_jsonl(d / "metrics.jsonl") if r["split"] == "val"][-1]
     assert last(tmp_path / "full")["accuracy"] == last(tmp_path / "cut")["accuracy"]
     assert last(tmp_path / "full")["loss"] == pytest.approx(last(tmp_path / "cut")["loss"], abs=1e-6)

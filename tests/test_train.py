@@ -76,6 +76,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tiny_csv, tmp_path, mo
         assert run(tiny_csv, tmp_path / "cut", *args) == train.EXIT_INTERRUPTED
     state = load_training_checkpoint(str(tmp_path / "cut"))
     assert state["global_step"] == 17 and state["step_in_epoch"] > 0
+    with open(tmp_path / "cut" / "metrics.jsonl", "a") as f:  # as if it had logged on past the checkpoint, then died
+        f.writelines(json.dumps(r) + "\n" for r in read_jsonl(tmp_path / "full" / "metrics.jsonl") if r["step"] > 17)
     assert train.main(["--resume", str(tmp_path / "cut"), "--quiet"]) == 0
 
     full = read_jsonl(tmp_path / "full" / "metrics.jsonl")
@@ -86,6 +88,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tiny_csv, tmp_path, mo
     # train records after the first full logging window past the resume point are identical too
     later = lambda rs: {r["step"]: r["mlm_loss"] for r in rs if r["split"] == "train" and r["step"] > 20}
     assert later(full) == later(cut)
+    assert [(r["split"], r["step"]) for r in full] == [(r["split"], r["step"]) for r in cut]  # each step once
     a = load_training_checkpoint(str(tmp_path / "full"))["model"]
     b = load_training_checkpoint(str(tmp_path / "cut"))["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
