@@ -583,6 +583,7 @@ def finetune(args) -> int:
             bar = tqdm(batches[skip:], desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.quiet,
                        initial=skip, total=len(batches), dynamic_ncols=True)
             t_last = time.perf_counter()
+            window_loss, window_n = 0.0, 0  # the logged training loss is the mean since the last record
             for idx in bar:
                 progress = step / total_steps if budget_s is None else max(step / total_steps, elapsed / budget_s)
                 for group in optimizer.param_groups:
@@ -602,10 +603,13 @@ def finetune(args) -> int:
                 now = time.perf_counter()
                 elapsed += now - t_last
                 t_last = now
-                bar.set_postfix(loss=f"{out.loss.item():.4f}", lr=f"{lr_at(progress):.2e}")
+                loss = out.loss.item()
+                window_loss, window_n = window_loss + loss, window_n + 1
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_at(progress):.2e}")
                 if step % 50 == 0:
-                    append_jsonl(metrics_path, {"epoch": epoch + 1, "step": step, "split": "train",
-                                                "loss": out.loss.item(), "lr": lr_at(progress), "elapsed_s": elapsed})
+                    append_jsonl(metrics_path, {"epoch": epoch + 1, "step": step, "split": "train", "loss":
+                                                window_loss / window_n, "lr": lr_at(progress), "elapsed_s": elapsed})
+                    window_loss, window_n = 0.0, 0
                 if args.eval_every and step % args.eval_every == 0:
                     validate(epoch + 1)
                     t_last = time.perf_counter()  # evaluation time is not training time
