@@ -17,7 +17,7 @@ FT="python -m annotated_bert.finetune --quiet --precision bf16"
 run() {
   case "$1" in
     # IMDb sentiment, run 3: real pretrained weights (all-MiniLM-L6-v2), at most 1 hour
-    minilm-imdb) $FT --task sentiment --data "$DATA/imdb_train.csv.gz" --init "$MINILM" --max-length 256 \
+    minilm-imdb) $FT --task sentiment --data "$DATA/imdb_train.csv.gz" --init "$MINILM" --max-length 512 \
                    --attention-dropout 0 --batch-size 16 --lr 1e-4 --epochs 1 --budget-minutes 60 --eval-every 400 --out runs/minilm-imdb ;;
     # IMDb sentiment, run 1: pretrain from scratch on IMDb text only (train + unsup, no labels) for at
     # most 2 hours, then fine-tune the same way for at most 1 hour. MLM only (packed 257-token

@@ -20,7 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = {
     "pretrained-imdb": "run 1: pretrained here on IMDb text (2 h)",
     "random-imdb": "run 2: no pretraining (same model)",
-    "minilm-imdb": "run 3: all-MiniLM-L6-v2",
+    "minilm-imdb": "run 3: all-MiniLM-L6-v2 (512 tokens)",
 }
 REFERENCES = {"Maas et al. 2011": 0.8889, "NBSVM": 0.9122}
 
