@@ -22,6 +22,8 @@ Long reviews keep their head and their tail (Sun et al. 2019, "How to Fine-Tune 
 Classification": 128 + 382 tokens was best on IMDb). Batches group texts of similar length, which
 on a CPU roughly halves the time spent on padding. With `--budget-minutes` the learning-rate
 schedule follows whichever is further along, steps or time, so the decay ends when the budget does.
+`--layer-lr-decay` gives each layer below the head a smaller learning rate than the one above
+(ULMFiT's discriminative fine-tuning; Sun et al. 2019 use 0.95 on BERT-base, ELECTRA 0.8).
 
 Writes OUT/metrics.jsonl (epoch, step, split and the task's metrics), OUT/curves.png (loss and
 validation metrics against steps), OUT/best/ (the best model by the validation metric, in the
@@ -104,6 +106,9 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (BERT's range: 2e-5 to 5e-5)")
     g.add_argument("--warmup", type=float, default=0.1, help="fraction of training spent warming up")
     g.add_argument("--weight-decay", type=float, default=0.01)
+    g.add_argument("--layer-lr-decay", type=float, default=1.0,
+                   help="layer-wise learning-rate decay: the task head gets --lr, each layer below it this factor "
+                        "times the layer above, the embeddings the smallest (1: one rate for all; ELECTRA: 0.8)")
     g.add_argument("--clip", type=float, default=1.0)
     g.add_argument("--budget-minutes", type=float, default=None,
                    help="stop training after this many minutes (the schedule adapts), then evaluate")
@@ -128,6 +133,8 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--eval-only needs --init (a fine-tuned output directory) and --eval-data")
     if args.max_length < 8:
         p.error("--max-length must be at least 8")
+    if not 0 < args.layer_lr_decay <= 1:
+        p.error(f"--layer-lr-decay must be in (0, 1], got {args.layer_lr_decay} (1 turns it off)")
     return args
 
 
@@ -504,6 +511,29 @@ def eval_only(args) -> int:
     return 0
 
 
+def parameter_groups(model: torch.nn.Module, weight_decay: float, layer_lr_decay: float = 1.0) -> list[dict]:
+    """AdamW parameter groups: weight decay on matrices only (not on biases and LayerNorm), and with
+    `layer_lr_decay` < 1 a learning-rate scale per depth (Howard & Ruder 2018; Clark et al. 2020):
+    the task head and pooler 1, encoder layer i (0-based, of L) `decay ** (L - i)`, the embeddings
+    `decay ** (L + 1)`. The pretrained lower layers then move less than the new head on top."""
+    n_layers = model.config.num_hidden_layers
+
+    def depth(name: str) -> int:  # 0 = embeddings, i + 1 = encoder layer i, n_layers + 1 = pooler and head
+        if ".embeddings." in f".{name}":
+            return 0
+        if ".encoder.layer." in f".{name}":
+            return int(name.split(".encoder.layer.")[-1].split(".")[0]) + 1
+        return n_layers + 1
+
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, p in model.named_parameters():
+        d, decays = depth(name), p.dim() >= 2
+        group = groups.setdefault((d, decays), {"params": [], "weight_decay": weight_decay if decays else 0.0,
+                                                "lr_scale": layer_lr_decay ** (n_layers + 1 - d)})
+        group["params"].append(p)
+    return [groups[k] for k in sorted(groups)]
+
+
 def finetune(args) -> int:
     # ---- setup
     state, args = resume_settings(args)
@@ -522,11 +552,8 @@ def finetune(args) -> int:
     total_steps = batches_per_epoch * args.epochs
     budget_s = args.budget_minutes * 60 if args.budget_minutes else None
 
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, eps=1e-6,
-                                  fused=device.type in ("cpu", "cuda") or None)
+    optimizer = torch.optim.AdamW(parameter_groups(model, args.weight_decay, args.layer_lr_decay), lr=args.lr,
+                                  eps=1e-6, fused=device.type in ("cpu", "cuda") or None)
     step, elapsed, best = 0, 0.0, -1.0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -587,7 +614,7 @@ def finetune(args) -> int:
             for idx in bar:
                 progress = step / total_steps if budget_s is None else max(step / total_steps, elapsed / budget_s)
                 for group in optimizer.param_groups:
-                    group["lr"] = lr_at(progress)
+                    group["lr"] = lr_at(progress) * group.get("lr_scale", 1.0)  # 1.0: older checkpoints
                 batch = {k: v.to(device) for k, v in collate(train_d, idx, args.task, tok.pad_token_id).items()}
                 with autocast(device, args.precision):
                     out = model(**batch)

@@ -243,3 +243,34 @@ def test_from_a_pretraining_run_and_reinit(sentiment_csv, tiny_csv, tmp_path):
     # the fine-tuned model starts from the pretrained encoder: its vocabulary is the run's
     assert (tmp_path / "ft" / "best" / "vocab.txt").read_text().split("\n")[:5] == \
         load_training_checkpoint(str(pre))["vocab"][:5]
+
+
+def test_layer_lr_decay_groups():
+    from annotated_bert.config import preset
+    from annotated_bert.model import BertForSequenceClassification
+    model = BertForSequenceClassification(preset("bert-tiny", vocab_size=50), num_labels=2)  # 2 layers
+    groups = finetune.parameter_groups(model, weight_decay=0.1, layer_lr_decay=0.5)
+    named = {id(p): n for n, p in model.named_parameters()}
+    seen = [named[id(p)] for g in groups for p in g["params"]]
+    assert sorted(seen) == sorted(named.values())  # every parameter exactly once
+    scale = {named[id(p)]: g["lr_scale"] for g in groups for p in g["params"]}
+    assert scale["classifier.weight"] == scale["bert.pooler.dense.weight"] == 1.0
+    assert scale["bert.encoder.layer.1.output.dense.weight"] == 0.5
+    assert scale["bert.encoder.layer.0.attention.self.query.bias"] == 0.25
+    assert scale["bert.embeddings.word_embeddings.weight"] == scale["bert.embeddings.LayerNorm.weight"] == 0.125
+    decay = {named[id(p)]: g["weight_decay"] for g in groups for p in g["params"]}
+    assert decay["bert.encoder.layer.0.intermediate.dense.weight"] == 0.1
+    assert decay["bert.encoder.layer.0.intermediate.dense.bias"] == decay["classifier.bias"] == 0.0
+    assert {g["lr_scale"] for g in finetune.parameter_groups(model, 0.1)} == {1.0}
+
+
+def test_layer_lr_decay_sets_the_learning_rates(sentiment_csv, tmp_path, capsys):
+    out = tmp_path / "llrd"
+    assert finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), "--out", str(out), *TINY,
+                          "--epochs", "1", "--lr", "1e-3", "--layer-lr-decay", "0.5"]) == 0
+    groups = load_training_checkpoint(str(out))["optimizer"]["param_groups"]
+    top = max(g["lr"] for g in groups)
+    assert top > 0 and sorted({round(g["lr"] / top, 6) for g in groups}) == [0.125, 0.25, 0.5, 1.0]
+    with pytest.raises(SystemExit):
+        finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), *TINY, "--layer-lr-decay", "0"])
+    assert "--layer-lr-decay must be in (0, 1]" in capsys.readouterr().err
