@@ -58,7 +58,7 @@ from annotated_bert.io import append_jsonl, atomic_torch_save, drop_records_afte
 from annotated_bert.model import (BertForQuestionAnswering, BertForSequenceClassification,
                                   BertForTokenClassification, BertPreTrainedModel)
 from annotated_bert.tokenization import Vocab, WordTokenizer, basic_english
-from annotated_bert.train import EXIT_INTERRUPTED, autocast, resume_settings, setup_device
+from annotated_bert.train import EXIT_INTERRUPTED, autocast, parameter_groups, resume_settings, setup_device
 from annotated_bert.wordpiece import WordPieceTokenizer
 
 TASKS = ("sentiment", "pair", "ner", "qa")
@@ -509,29 +509,6 @@ def eval_only(args) -> int:
     metrics = evaluate(model, d, args.task, labels, args, device, tok.pad_token_id)
     print(json.dumps({"task": args.task, "eval_data": args.eval_data, "n": len(d), **metrics}, sort_keys=True))
     return 0
-
-
-def parameter_groups(model: torch.nn.Module, weight_decay: float, layer_lr_decay: float = 1.0) -> list[dict]:
-    """AdamW parameter groups: weight decay on matrices only (not on biases and LayerNorm), and with
-    `layer_lr_decay` < 1 a learning-rate scale per depth (Howard & Ruder 2018; Clark et al. 2020):
-    the task head and pooler 1, encoder layer i (0-based, of L) `decay ** (L - i)`, the embeddings
-    `decay ** (L + 1)`. The pretrained lower layers then move less than the new head on top."""
-    n_layers = model.config.num_hidden_layers
-
-    def depth(name: str) -> int:  # 0 = embeddings, i + 1 = encoder layer i, n_layers + 1 = pooler and head
-        if ".embeddings." in f".{name}":
-            return 0
-        if ".encoder.layer." in f".{name}":
-            return int(name.split(".encoder.layer.")[-1].split(".")[0]) + 1
-        return n_layers + 1
-
-    groups: dict[tuple[int, bool], dict] = {}
-    for name, p in model.named_parameters():
-        d, decays = depth(name), p.dim() >= 2
-        group = groups.setdefault((d, decays), {"params": [], "weight_decay": weight_decay if decays else 0.0,
-                                                "lr_scale": layer_lr_decay ** (n_layers + 1 - d)})
-        group["params"].append(p)
-    return [groups[k] for k in sorted(groups)]
 
 
 def finetune(args) -> int:

