@@ -32,6 +32,12 @@ run() {
                    --ds-to -1 --preset bert-mini --layout packed --masking dynamic --tokenizer wordpiece \
                    --vocab-size 16000 --context-length 128 --batch-size 32 --lr 1e-3 --epochs 3 --precision bf16 --positions sinusoidal --dropout 0 --save-every 250 --budget-minutes 120 \
                    --out runs/imdb-pretrain ;;
+    # the same pretraining with 25% of tokens masked (Wettig et al. 2023) on a quiet machine; then run 1 from it
+    scratch-pretrain-m25) python -m annotated_bert.train --quiet --data "$DATA/imdb_train.csv.gz" --data "$DATA/imdb_unsup.csv.gz" \
+                   --ds-to -1 --preset bert-mini --layout packed --masking dynamic --mask-prob 0.25 --tokenizer wordpiece \
+                   --vocab-size 16000 --context-length 128 --batch-size 32 --lr 1e-3 --epochs 3 --precision bf16 --positions sinusoidal --dropout 0 --save-every 250 --budget-minutes 120 \
+                   --out runs/imdb-pretrain-m25 ;;
+    pretrained-imdb-m25) $IMDB --init runs/imdb-pretrain-m25 --out runs/pretrained-imdb-m25 ;;
     pretrained-imdb) $IMDB --out runs/pretrained-imdb ;;
     # run 2: the same model and fine-tuning, random initialisation
     random-imdb) $IMDB --reinit --out runs/random-imdb ;;
