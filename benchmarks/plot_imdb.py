@@ -1,6 +1,6 @@
-"""The IMDb benchmark in one figure: validation accuracy against fine-tuning time for the three
-runs of `benchmarks/finetune_benchmarks.sh` (pretrained here, no pretraining, real weights), next
-to the in-domain pretraining's MLM loss.
+"""The IMDb benchmark in one figure: validation accuracy against fine-tuning time for the runs of
+`benchmarks/finetune_benchmarks.sh` (pretrained here, at each masking rate tried; no pretraining;
+real weights), next to the in-domain pretrainings' MLM loss.
 
     python benchmarks/plot_imdb.py                      # reads runs/, writes benchmarks/imdb.png
     python benchmarks/plot_imdb.py --runs DIR --out imdb.png
@@ -17,8 +17,16 @@ from matplotlib.figure import Figure
 from annotated_bert.io import atomic_write, read_jsonl
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the in-domain pretrainings (2 hours each) and the run 1 fine-tuned from each
+PRETRAININGS = {
+    "imdb-pretrain": "15% masked",
+    "imdb-pretrain-m25": "25% masked",
+    "imdb-pretrain-m40": "40% masked",
+}
 RUNS = {
-    "pretrained-imdb": "run 1: pretrained here on IMDb text (2 h)",
+    "pretrained-imdb": "run 1: pretrained here, 15% masked",
+    "pretrained-imdb-m25": "run 1: pretrained here, 25% masked",
+    "pretrained-imdb-m40": "run 1: pretrained here, 40% masked",
     "random-imdb": "run 2: no pretraining (same model)",
     "minilm-imdb": "run 3: all-MiniLM-L6-v2 (512 tokens)",
 }
@@ -45,16 +53,18 @@ def main(argv=None) -> int:
 
     fig = Figure(figsize=(11, 4))
     ax_mlm, ax_acc = fig.subplots(1, 2)
-    pretrain = os.path.join(args.runs, "imdb-pretrain", "metrics.jsonl")
-    if os.path.exists(pretrain):
+    for (name, label), color in zip(PRETRAININGS.items(), ("C0", "C1", "C2")):
+        pretrain = os.path.join(args.runs, name, "metrics.jsonl")
+        if not os.path.exists(pretrain):
+            print(f"note: {pretrain} not found; left out")
+            continue
         records = read_jsonl(pretrain)
         for split, style in (("train", "-"), ("val", "o")):
             pts = [(r["step"], r["mlm_loss"]) for r in records if r["split"] == split]
-            ax_mlm.plot(*zip(*pts), style, label=split)
-        ax_mlm.legend()
-    else:
-        print(f"note: {pretrain} not found; the pretraining panel is empty")
-    ax_mlm.set(title="in-domain pretraining (bert-mini, MLM)", xlabel="optimizer step (32 chunks of 257 tokens)",
+            ax_mlm.plot(*zip(*pts), style, color=color, label=f"{label} ({split})")
+    if ax_mlm.lines:
+        ax_mlm.legend(fontsize=8)
+    ax_mlm.set(title="in-domain pretraining (bert-mini, MLM; loss on the masked tokens)", xlabel="optimizer step (32 chunks of 257 tokens)",
                ylabel="MLM cross-entropy")
 
     found = 0
