@@ -53,7 +53,7 @@ def main(argv=None) -> int:
 
     fig = Figure(figsize=(11, 4))
     ax_mlm, ax_acc = fig.subplots(1, 2)
-    for (name, label), color in zip(PRETRAININGS.items(), ("C0", "C1", "C2")):
+    for i, (name, label) in enumerate(PRETRAININGS.items()):
         pretrain = os.path.join(args.runs, name, "metrics.jsonl")
         if not os.path.exists(pretrain):
             print(f"note: {pretrain} not found; left out")
@@ -61,11 +61,11 @@ def main(argv=None) -> int:
         records = read_jsonl(pretrain)
         for split, style in (("train", "-"), ("val", "o")):
             pts = [(r["step"], r["mlm_loss"]) for r in records if r["split"] == split]
-            ax_mlm.plot(*zip(*pts), style, color=color, label=f"{label} ({split})")
+            ax_mlm.plot(*zip(*pts), style, color=f"C{i}", label=f"{label} ({split})")
     if ax_mlm.lines:
         ax_mlm.legend(fontsize=8)
-    ax_mlm.set(title="in-domain pretraining (bert-mini, MLM; loss on the masked tokens)", xlabel="optimizer step (32 chunks of 257 tokens)",
-               ylabel="MLM cross-entropy")
+    ax_mlm.set(title="in-domain pretraining (bert-mini, MLM; loss on the masked tokens)",
+               xlabel="optimizer step (32 chunks of 257 tokens)", ylabel="MLM cross-entropy")
 
     found = 0
     for name, label in RUNS.items():
