@@ -40,6 +40,9 @@ run() {
     # and with 40% masked (the rate Wettig et al. found best for BERT-large)
     scratch-pretrain-m40) $PRETRAIN --mask-prob 0.4 --out runs/imdb-pretrain-m40 ;;
     pretrained-imdb-m40) $IMDB --init runs/imdb-pretrain-m40 --out runs/pretrained-imdb-m40 ;;
+    # and with 50% masked (past Wettig et al.'s optimum, to see where the lift stops growing)
+    scratch-pretrain-m50) $PRETRAIN --mask-prob 0.5 --out runs/imdb-pretrain-m50 ;;
+    pretrained-imdb-m50) $IMDB --init runs/imdb-pretrain-m50 --out runs/pretrained-imdb-m50 ;;
     pretrained-imdb) $IMDB --out runs/pretrained-imdb ;;
     # run 2: the same model and fine-tuning, random initialisation
     random-imdb) $IMDB --reinit --out runs/random-imdb ;;
