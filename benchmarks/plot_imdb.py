@@ -22,11 +22,13 @@ PRETRAININGS = {
     "imdb-pretrain": "15% masked",
     "imdb-pretrain-m25": "25% masked",
     "imdb-pretrain-m40": "40% masked",
+    "imdb-pretrain-m50": "50% masked",
 }
 RUNS = {
     "pretrained-imdb": "run 1: pretrained here, 15% masked",
     "pretrained-imdb-m25": "run 1: pretrained here, 25% masked",
     "pretrained-imdb-m40": "run 1: pretrained here, 40% masked",
+    "pretrained-imdb-m50": "run 1: pretrained here, 50% masked",
     "random-imdb": "run 2: no pretraining (same model)",
     "minilm-imdb": "run 3: all-MiniLM-L6-v2 (512 tokens)",
 }
