@@ -231,7 +231,11 @@ def build_task_data(task: str, path: str, tok, args, labels: list[str] | None, s
         a, b, raw = read_classification(path, task)
         if limit:
             a, b, raw = a[:limit], (b[:limit] if b else None), raw[:limit]
-        labels = labels or sorted(set(raw))
+        if labels is None:
+            labels = sorted(set(raw))
+            if len(labels) < 2:
+                raise DataError(f"{path}: every example has the label {labels[0]!r}; classification needs "
+                                "at least two classes in the training data")
         unknown = set(raw) - set(labels)
         if unknown:
             raise DataError(f"{path}: labels {sorted(unknown)[:5]} were not seen in training ({labels})")
@@ -524,6 +528,12 @@ def finetune(args) -> int:
     train_d, val_d, labels = build_task_data(args.task, args.data, tok, args, None, "train", args.limit)
     if args.eval_data:
         val_d, _, _ = build_task_data(args.task, args.eval_data, tok, args, labels, "eval")
+    if len(train_d) == 0:
+        raise DataError(f"{args.data} leaves no training examples ({len(val_d):,} held out for validation): "
+                        "give more data, or a separate --eval-data")
+    if len(val_d) == 0:
+        raise DataError(f"{args.eval_data or args.data} gives no validation examples: "
+                        "check the file, or pass another --eval-data")
     model = build_model(args.task, len(labels), tok, args).to(device).train()
     batches_per_epoch = math.ceil(len(train_d) / args.batch_size)
     total_steps = batches_per_epoch * args.epochs
