@@ -25,8 +25,13 @@ NOTEBOOK = HERE / "walkthrough.ipynb"
 
 
 def execute(nb: nbformat.NotebookNode, timeout: int = 900) -> nbformat.NotebookNode:
-    """Run every cell in notebooks/ with the python3 kernel; raises CellExecutionError on an error."""
+    """Run every cell in notebooks/ with the python3 kernel; raises CellExecutionError on an error.
+
+    nbclient waits only 4 s by default for a cell's last outputs after the cell has finished, and
+    then silently drops them: on a loaded machine a plot or a printed shape could go missing. Here
+    it waits up to a minute, and a timeout is an error rather than a notebook with holes."""
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", coalesce_streams=True,
+                            iopub_timeout=60, raise_on_iopub_timeout=True,
                             record_timing=False, resources={"metadata": {"path": str(HERE)}})
     return client.execute()
 

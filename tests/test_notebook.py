@@ -1,7 +1,7 @@
 """The notebook: its committed .ipynb matches its jupytext source and carries outputs, and the
 source runs top to bottom on the real IMDb data (skipped when the data is absent)."""
 
-import os
+import importlib.util
 
 import pytest
 
@@ -47,13 +47,16 @@ def test_committed_notebook_has_outputs():
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     if not IMDB_TRAIN.exists():
         pytest.skip(f"real IMDb data not found at {IMDB_TRAIN} (set ANNOTATED_BERT_SHARED_DATA to its folder)")
-    nbclient = pytest.importorskip("nbclient", reason="needs the dev extras: pip install -e '.[dev]'")
+    pytest.importorskip("nbclient", reason="needs the dev extras: pip install -e '.[dev]'")
     monkeypatch.setenv("ANNOTATED_BERT_DATA", str(IMDB_TRAIN))
     monkeypatch.setenv("ANNOTATED_BERT_RUN", str(tmp_path / "run"))  # not the repository's runs/notebook
     nb = jupytext.read(SOURCE)
-    # run in notebooks/, where Jupyter runs it; a cell error raises CellExecutionError with the traceback
-    nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    # executed as notebooks/build.py executes it (in notebooks/, where Jupyter runs it); a cell error
+    # raises CellExecutionError with the traceback
+    spec = importlib.util.spec_from_file_location("notebook_build", NOTEBOOKS / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    build.execute(nb)
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     for shape in ("[12, 55, 64]", "[12, 4, 55, 16]", "[12, 4, 55, 55]", "[12, 2]"):
         assert shape in text, f"the walkthrough's shape {shape} was not printed"
