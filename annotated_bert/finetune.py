@@ -58,7 +58,8 @@ from annotated_bert.io import append_jsonl, atomic_torch_save, drop_records_afte
 from annotated_bert.model import (BertForQuestionAnswering, BertForSequenceClassification,
                                   BertForTokenClassification, BertPreTrainedModel)
 from annotated_bert.tokenization import Vocab, WordTokenizer, basic_english
-from annotated_bert.train import EXIT_INTERRUPTED, autocast, parameter_groups, resume_settings, setup_device
+from annotated_bert.train import (EXIT_INTERRUPTED, autocast, parameter_groups, precision_warning, resume_settings,
+                                  setup_device)
 from annotated_bert.wordpiece import WordPieceTokenizer
 
 TASKS = ("sentiment", "pair", "ner", "qa")
@@ -122,7 +123,9 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: at epoch ends)")
     g.add_argument("--eval-batch-size", type=int, default=64)
     g.add_argument("--device", default="auto")
-    g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: autocast matmuls to bfloat16 (faster on GPUs and on CPUs with AVX-512 BF16 or AMX; "
+                        "slower on CPUs without them)")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     g.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -519,6 +522,8 @@ def finetune(args) -> int:
     # ---- setup
     state, args = resume_settings(args)
     device = setup_device(args.device)
+    if warning := precision_warning(device, args.precision):
+        print(warning, file=sys.stderr)
     torch.manual_seed(args.seed)
 
     # ---- tokenizer, data, model

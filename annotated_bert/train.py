@@ -114,7 +114,8 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR with its own settings")
     g.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N, mps")
     g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="bf16: autocast matmuls to bfloat16 (faster on recent CPUs and GPUs)")
+                   help="bf16: autocast matmuls to bfloat16 (faster on GPUs and on CPUs with AVX-512 BF16 or AMX; "
+                        "slower on CPUs without them, which only emulate it)")
     g.add_argument("--eval-batch-size", type=int, default=256)
     g.add_argument("--log-every", type=int, default=50, help="write a train record to metrics.jsonl every N steps")
     g.add_argument("--save-every", type=int, default=1000, help="also checkpoint every N steps (0: epoch ends only)")
@@ -253,6 +254,29 @@ def autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool | None:
+    """Whether the CPU computes bfloat16 in hardware (x86: AVX-512 BF16 or AMX; Arm: the BF16
+    extension), read from Linux's /proc/cpuinfo; None where that cannot be told."""
+    try:
+        with open(cpuinfo) as f:
+            lines = [line for line in f if line.startswith(("flags", "Features"))]
+    except OSError:
+        return None
+    if not lines:
+        return None
+    flags = set(lines[0].split(":", 1)[-1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def precision_warning(device: torch.device, precision: str, cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """A warning for bf16 autocast on a CPU that only emulates bfloat16 (there it is slower, not faster)."""
+    if precision != "bf16" or device.type != "cpu" or cpu_has_native_bf16(cpuinfo) is not False:
+        return None
+    return ("warning: --precision bf16 on a CPU without bfloat16 instructions (no avx512_bf16 or amx_bf16 "
+            "in /proc/cpuinfo): PyTorch emulates it, which was measured 3x slower than fp32 on such a "
+            "CPU; use --precision fp32 here")
+
+
 def plot_losses(metrics_path: str, png_path: str) -> None:
     """Training and validation losses against steps, written atomically as a PNG."""
     from matplotlib.figure import Figure  # no pyplot: leaves the caller's (e.g. a notebook's) backend alone
@@ -328,6 +352,8 @@ def train(args: argparse.Namespace) -> int:
     # ---- setup
     state, args = resume_settings(args)
     device = setup_device(args.device)
+    if (warning := precision_warning(device, args.precision)) and is_main():
+        print(warning, file=sys.stderr)
     dropout = {} if args.dropout is None else {"hidden_dropout_prob": args.dropout,
                                                "attention_probs_dropout_prob": args.dropout}
     init_model, init_vocab = None, None

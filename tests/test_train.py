@@ -249,3 +249,29 @@ def test_continued_pretraining_from_a_hugging_face_checkpoint(tiny_csv, tmp_path
     val = [r for r in read_jsonl(out / "metrics.jsonl") if r["split"] == "val"][0]
     assert "nsp_acc" not in val
     assert train.main(["--resume", str(out), "--quiet"]) == 0       # resumes with the same vocabulary
+
+
+@pytest.mark.parametrize("flags, native", [
+    ("flags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni", False),   # AVX-512 without BF16
+    ("flags\t\t: fpu avx512f avx512_bf16 avx512_vnni", True),            # AMD Zen 4, Intel Cooper Lake
+    ("flags\t\t: fpu avx512f amx_bf16 amx_tile", True),                  # Intel Sapphire Rapids
+    ("Features\t: fp asimd sve bf16 i8mm", True),                        # Arm with the BF16 extension
+    ("Features\t: fp asimd evtstrm aes", False),
+    ("processor\t: 0", None),                                            # nothing to tell from
+])
+def test_native_bf16_is_read_from_cpuinfo(tmp_path, flags, native):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nvendor_id\t: X\n{flags}\n\nprocessor\t: 1\n{flags}\n")
+    assert train.cpu_has_native_bf16(str(cpuinfo)) is native
+    warning = train.precision_warning(torch.device("cpu"), "bf16", str(cpuinfo))
+    assert (warning is not None) == (native is False)
+    if warning:
+        assert "--precision fp32" in warning
+    assert train.precision_warning(torch.device("cpu"), "fp32", str(cpuinfo)) is None
+    assert train.cpu_has_native_bf16(str(tmp_path / "absent")) is None
+
+
+def test_bf16_on_an_emulating_cpu_warns_at_startup(tiny_csv, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda cpuinfo="": False)
+    assert run(tiny_csv, tmp_path / "run", "--epochs", "1", "--precision", "bf16") == 0
+    assert "without bfloat16 instructions" in capsys.readouterr().err
