@@ -116,6 +116,10 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: autocast matmuls to bfloat16 (faster on GPUs and on CPUs with AVX-512 BF16 or AMX; "
                         "slower on CPUs without them, which only emulate it)")
+    g.add_argument("--compile", action="store_true",
+                   help="run the training forward pass through torch.compile: about a minute of compiling "
+                        "at the start, then faster steps (1.25x for the IMDb bert-mini pretraining on a "
+                        "2-core CPU, fp32); may change between runs, like --device")
     g.add_argument("--eval-batch-size", type=int, default=256)
     g.add_argument("--log-every", type=int, default=50, help="write a train record to metrics.jsonl every N steps")
     g.add_argument("--save-every", type=int, default=1000, help="also checkpoint every N steps (0: epoch ends only)")
@@ -338,14 +342,14 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float, layer_lr_decay
 
 
 def resume_settings(args: argparse.Namespace) -> tuple[dict | None, argparse.Namespace]:
-    """With --resume DIR: the saved state and the run's own settings (only the device and the
-    progress bars may change); otherwise (None, args). Options newer than the checkpoint keep
-    their defaults."""
+    """With --resume DIR: the saved state and the run's own settings (only the device, compiling
+    and the progress bars may change); otherwise (None, args). Options newer than the checkpoint
+    keep their defaults."""
     if not args.resume:
         return None, args
     state = load_training_checkpoint(args.resume)
     return state, argparse.Namespace(**{**vars(args), **state["args"], "resume": args.resume, "out": args.resume,
-                                        "device": args.device, "quiet": args.quiet})
+                                        "device": args.device, "compile": args.compile, "quiet": args.quiet})
 
 
 def train(args: argparse.Namespace) -> int:
@@ -417,6 +421,8 @@ def train(args: argparse.Namespace) -> int:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=args.no_nsp)  # the NSP head gets no gradient without NSP
+    # compiled: the same module and weights (checkpoints and evaluation use `model` as it is)
+    forward = torch.compile(ddp_model) if args.compile else ddp_model
 
     os.makedirs(args.out, exist_ok=True)
     metrics_path = os.path.join(args.out, "metrics.jsonl")
@@ -483,7 +489,7 @@ def train(args: argparse.Namespace) -> int:
                 batch = {k: v.to(device, non_blocking=True)
                          for k, v in ds.batch(order[first:first + local_batch]).items()}
                 with autocast(device, args.precision):
-                    out = ddp_model(**batch)
+                    out = forward(**batch)
                 loss = out.mlm_loss + (args.nsp_weight * out.nsp_loss if out.nsp_loss is not None else 0.0)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -275,3 +275,18 @@ def test_bf16_on_an_emulating_cpu_warns_at_startup(tiny_csv, tmp_path, monkeypat
     monkeypatch.setattr(train, "cpu_has_native_bf16", lambda cpuinfo="": False)
     assert run(tiny_csv, tmp_path / "run", "--epochs", "1", "--precision", "bf16") == 0
     assert "without bfloat16 instructions" in capsys.readouterr().err
+
+
+def test_compiled_training_matches_eager(tiny_csv, tmp_path):
+    assert run(tiny_csv, tmp_path / "eager", "--epochs", "1") == 0
+    from torch._dynamo.utils import counters
+    counters.clear()
+    assert run(tiny_csv, tmp_path / "compiled", "--epochs", "1", "--compile") == 0
+    assert counters["stats"]["unique_graphs"] > 0           # the steps really ran compiled
+    losses = lambda d: [(r["step"], r["mlm_loss"], r["nsp_loss"]) for r in read_jsonl(d / "metrics.jsonl")]
+    eager, compiled = losses(tmp_path / "eager"), losses(tmp_path / "compiled")
+    assert [s for s, *_ in eager] == [s for s, *_ in compiled]
+    for (_, *a), (_, *b) in zip(eager, compiled):
+        assert a == pytest.approx(b, rel=1e-3)       # fused kernels round differently, nothing more
+    state = load_training_checkpoint(str(tmp_path / "compiled"))
+    assert not any(k.startswith("_orig_mod") for k in state["model"])  # the plain module's weights
