@@ -50,7 +50,7 @@ import torch
 from tqdm.auto import tqdm
 
 from annotated_bert import ner, squad
-from annotated_bert.checkpoints import (CheckpointError, load_training_checkpoint, save_pretrained,
+from annotated_bert.checkpoints import (CHECKPOINT, CheckpointError, load_training_checkpoint, save_pretrained,
                                         save_training_checkpoint)
 from annotated_bert.config import PRESETS, BertConfig, preset
 from annotated_bert.data import DataError
@@ -434,6 +434,10 @@ def load_tokenizer(path: str):
             with open(config_path) as f:
                 lower = json.load(f).get("do_lower_case", True)
         return WordPieceTokenizer.from_file(os.path.join(path, "vocab.txt"), do_lower_case=lower)
+    if not os.path.exists(os.path.join(path, CHECKPOINT)):
+        raise CheckpointError(f"--init {path} is none of: a pretraining run ({CHECKPOINT}), a Hugging Face "
+                              f"BERT directory (vocab.txt with model.safetensors or pytorch_model.bin), a "
+                              f"fine-tuned output ({FINETUNE_META}), or 'scratch'")
     state = load_training_checkpoint(path)
     if state["data"]["tokenizer"] == "basic_english":
         return WordTokenizer(Vocab(state["vocab"]))

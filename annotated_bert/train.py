@@ -348,8 +348,8 @@ def resume_settings(args: argparse.Namespace) -> tuple[dict | None, argparse.Nam
     if not args.resume:
         return None, args
     state = load_training_checkpoint(args.resume)
-    return state, argparse.Namespace(**{**vars(args), **state["args"], "resume": args.resume, "out": args.resume,
-                                        "device": args.device, "compile": args.compile, "quiet": args.quiet})
+    now = {k: v for k, v in vars(args).items() if k in ("device", "compile", "quiet")}
+    return state, argparse.Namespace(**{**vars(args), **state["args"], "resume": args.resume, "out": args.resume, **now})
 
 
 def train(args: argparse.Namespace) -> int:

@@ -230,6 +230,14 @@ def test_no_training_examples_is_an_error(tmp_path, capsys):
     assert "no training examples" in capsys.readouterr().err
 
 
+def test_an_init_that_is_no_model_is_named(sentiment_csv, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), "--init", str(tmp_path / "empty"),
+                          "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --init") and "Hugging Face" in err and "'scratch'" in err
+
+
 def test_eval_data_with_unseen_labels(sentiment_csv, tmp_path, capsys):
     other = tmp_path / "other.csv"
     pd.DataFrame({"review": ["a b c"], "sentiment": ["neutral"]}).to_csv(other, index=False)
