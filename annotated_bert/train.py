@@ -276,8 +276,8 @@ def precision_warning(device: torch.device, precision: str, cpuinfo: str = "/pro
     """A warning for bf16 autocast on a CPU that only emulates bfloat16 (there it is slower, not faster)."""
     if precision != "bf16" or device.type != "cpu" or cpu_has_native_bf16(cpuinfo) is not False:
         return None
-    return ("warning: --precision bf16 on a CPU without bfloat16 instructions (no avx512_bf16 or amx_bf16 "
-            "in /proc/cpuinfo): PyTorch emulates it, which was measured 3x slower than fp32 on such a "
+    return ("warning: --precision bf16 on a CPU without bfloat16 instructions (none of avx512_bf16, amx_bf16, "
+            "bf16 in /proc/cpuinfo): PyTorch emulates it, which was measured 3x slower than fp32 on such a "
             "CPU; use --precision fp32 here")
 
 

@@ -60,5 +60,5 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     for shape in ("[12, 55, 64]", "[12, 4, 55, 16]", "[12, 4, 55, 55]", "[12, 2]"):
         assert shape in text, f"the walkthrough's shape {shape} was not printed"
-    assert images(nb) >= EXPECTED_IMAGES
-    assert (tmp_path / "run" / "checkpoint.pt").exists()
+    assert images(nb) >= EXPECTED_IMAGES, f"the executed notebook has {images(nb)} plots, expected {EXPECTED_IMAGES}"
+    assert (tmp_path / "run" / "checkpoint.pt").exists(), "section 7's training run wrote no checkpoint"
