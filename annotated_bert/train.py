@@ -263,13 +263,12 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool | None:
     extension), read from Linux's /proc/cpuinfo; None where that cannot be told."""
     try:
         with open(cpuinfo) as f:
-            lines = [line for line in f if line.startswith(("flags", "Features"))]
+            line = next((line for line in f if line.startswith(("flags", "Features"))), None)  # the first core's
     except OSError:
         return None
-    if not lines:
+    if line is None:
         return None
-    flags = set(lines[0].split(":", 1)[-1].split())
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    return bool(set(line.split(":", 1)[-1].split()) & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def precision_warning(device: torch.device, precision: str, cpuinfo: str = "/proc/cpuinfo") -> str | None:
