@@ -10,7 +10,8 @@
 # The README's numbers are bf16 on a CPU with AVX-512 BF16; on a CPU without it bf16 is emulated and
 # slower than fp32 (the train/finetune commands warn), so run them there with PRECISION=fp32.
 # PRETRAIN_FLAGS adds flags to the pretraining runs, e.g. PRETRAIN_FLAGS=--compile (faster steps; the
-# README's pretraining runs were made without it).
+# README's pretraining runs were made without it). On Linux, LD_PRELOAD=.../libtcmalloc_minimal.so.4 in
+# front of this script was faster still (the README's allocator table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${ANNOTATED_BERT_SHARED_DATA:-../shared/data}
