@@ -58,8 +58,7 @@ from annotated_bert.io import append_jsonl, atomic_torch_save, drop_records_afte
 from annotated_bert.model import (BertForQuestionAnswering, BertForSequenceClassification,
                                   BertForTokenClassification, BertPreTrainedModel)
 from annotated_bert.tokenization import Vocab, WordTokenizer, basic_english
-from annotated_bert.train import (EXIT_INTERRUPTED, autocast, parameter_groups, precision_warning, resume_settings,
-                                  setup_device)
+from annotated_bert.train import EXIT_INTERRUPTED, autocast, parameter_groups, resume_settings, setup_device
 from annotated_bert.wordpiece import WordPieceTokenizer
 
 TASKS = ("sentiment", "pair", "ner", "qa")
@@ -512,7 +511,7 @@ def eval_only(args) -> int:
         meta = json.load(f)
     for k in ("task", "max_length", "truncation", "head_tokens", "ner_scheme", "doc_stride"):
         setattr(args, k, meta.get(k, getattr(args, k)))
-    device = setup_device(args.device)
+    device = setup_device(args.device, args.precision)
     tok = load_tokenizer(args.init)
     d, _, labels = build_task_data(args.task, args.eval_data, tok, args, meta["labels"], split="eval")
     model = task_model_class(args.task).from_pretrained(
@@ -525,9 +524,7 @@ def eval_only(args) -> int:
 def finetune(args) -> int:
     # ---- setup
     state, args = resume_settings(args)
-    device = setup_device(args.device)
-    if warning := precision_warning(device, args.precision):
-        print(warning, file=sys.stderr)
+    device = setup_device(args.device, args.precision)
     torch.manual_seed(args.seed)
 
     # ---- tokenizer, data, model

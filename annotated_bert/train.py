@@ -196,8 +196,9 @@ def is_main() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
-def setup_device(arg: str) -> torch.device:
-    """Pick the device; under torchrun, also join the process group (gloo on CPU, nccl on GPU)."""
+def setup_device(arg: str, precision: str = "fp32") -> torch.device:
+    """Pick the device; under torchrun, also join the process group (gloo on CPU, nccl on GPU).
+    Warns when `precision` is bf16 on a CPU that only emulates it."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if arg == "auto":
@@ -211,6 +212,8 @@ def setup_device(arg: str) -> torch.device:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if (warning := precision_warning(device, precision)) and is_main():
+        print(warning, file=sys.stderr)
     return device
 
 
@@ -354,9 +357,7 @@ def resume_settings(args: argparse.Namespace) -> tuple[dict | None, argparse.Nam
 def train(args: argparse.Namespace) -> int:
     # ---- setup
     state, args = resume_settings(args)
-    device = setup_device(args.device)
-    if (warning := precision_warning(device, args.precision)) and is_main():
-        print(warning, file=sys.stderr)
+    device = setup_device(args.device, args.precision)
     dropout = {} if args.dropout is None else {"hidden_dropout_prob": args.dropout,
                                                "attention_probs_dropout_prob": args.dropout}
     init_model, init_vocab = None, None
