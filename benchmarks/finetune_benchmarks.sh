@@ -52,6 +52,9 @@ run() {
     pretrained-imdb) $IMDB --out runs/pretrained-imdb ;;
     # run 2: the same model and fine-tuning, random initialisation
     random-imdb) $IMDB --reinit --out runs/random-imdb ;;
+    # run 2 again, built from the 40% run's vocabulary and configuration (byte-identical to the first's),
+    # where only that pretraining exists, e.g. PRECISION=fp32 on a CPU without bf16
+    random-imdb-m40) $IMDB --init runs/imdb-pretrain-m40 --reinit --out runs/random-imdb-m40 ;;
     # the recipe check: runs 1 and 2 on another validation slice (--seed 1 holds out other reviews),
     # run 1 also with a lower lr and with layer-wise lr decay (the recipe is chosen on run 1 alone)
     recipe-check)
