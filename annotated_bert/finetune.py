@@ -578,8 +578,11 @@ def finetune(args) -> int:
             "config": model.config.to_dict(), "vocab": list(tok.ids_to_tokens), "tokenizer": tokenizer_kind(tok),
             "data": {"tokenizer": tokenizer_kind(tok)}})
 
+    last_validated = None  # the step of the latest evaluation: an --eval-every step that ends an epoch counts once
+
     def validate(epoch: int) -> dict:
-        nonlocal best
+        nonlocal best, last_validated
+        last_validated = step
         metrics = evaluate(model, val_d, args.task, labels, args, device, tok.pad_token_id)
         append_jsonl(metrics_path, {"epoch": epoch, "step": step, "split": "val", **metrics})
         plot_curves(metrics_path, os.path.join(args.out, "curves.png"), args.task)
@@ -644,7 +647,8 @@ def finetune(args) -> int:
                     break
             bar.close()
             epoch += 1
-            validate(epoch)
+            if last_validated != step:
+                validate(epoch)
             checkpoint(epoch if not out_of_time else epoch - 1)
     finally:
         signal.signal(signal.SIGINT, previous)

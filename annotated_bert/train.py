@@ -552,15 +552,17 @@ def train(args: argparse.Namespace) -> int:
             # ---- end of epoch (or of the time budget): validate, log, checkpoint, plot
             train_sps = epoch_samples / (time.perf_counter() - epoch_t0)
             steps_done = epoch * steps_per_epoch + step_in_epoch
+            epoch_label = epoch + 1  # the epoch just finished, or the one the time budget cut short
+            # out of time, the saved state reads as the last epoch, so that --resume has nothing left to do
             epoch, step_in_epoch = (epoch + 1, 0) if not out_of_time else (args.epochs, step_in_epoch)
             if ds.val is not None:
                 ds.val.set_epoch(0)
                 val = evaluate(model, ds.val, args.eval_batch_size, device, args.precision)
-                record = {"epoch": epoch, "step": steps_done, "split": "val",
+                record = {"epoch": epoch_label, "step": steps_done, "split": "val",
                           "samples_per_s": train_sps, **val}
                 if is_main():
                     append_jsonl(metrics_path, record)
-                    print(f"epoch {epoch}: validation " + ", ".join(
+                    print(f"epoch {epoch_label}: validation " + ", ".join(
                         f"{k} {v:.4f}" for k, v in val.items()) + f" ({train_sps:.0f} training samples/s)")
             save()
             if is_main():

@@ -177,6 +177,16 @@ def test_time_budget_stops_cleanly(sentiment_csv, tmp_path, capsys):
     assert (out / "best" / "model.safetensors").exists()
 
 
+def test_an_eval_every_step_that_ends_an_epoch_is_evaluated_once(sentiment_csv, tmp_path):
+    out = tmp_path / "every"
+    assert finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), "--out", str(out), *TINY,
+                          "--epochs", "2", "--eval-every", "1"]) == 0
+    val = [r for r in read_jsonl(out / "metrics.jsonl") if r["split"] == "val"]
+    steps = [r["step"] for r in val]
+    assert steps == list(range(1, len(steps) + 1))  # one record per step, the epoch ends included once
+    assert [r["epoch"] for r in val] == [1] * (len(steps) // 2) + [2] * (len(steps) // 2)
+
+
 def test_interrupt_and_resume_give_the_uninterrupted_result(sentiment_csv, tmp_path, monkeypatch):
     args = ["--task", "sentiment", "--data", str(sentiment_csv), *TINY, "--epochs", "2"]
     assert finetune.main([*args, "--out", str(tmp_path / "full")]) == 0

@@ -167,6 +167,7 @@ def test_time_budget_stops_validates_and_saves(tiny_csv, tmp_path, capsys):
     val = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if r["split"] == "val"]
     state = load_training_checkpoint(str(tmp_path / "run"))
     assert val and val[-1]["step"] == state["global_step"] and 0 < state["global_step"] < 1000 * 83
+    assert val[-1]["epoch"] == -(-state["global_step"] // 83)  # the epoch the budget cut short, not the last
     assert state["elapsed"] >= 3.0
 
 
