@@ -56,19 +56,24 @@ class DataError(ValueError):
 
 # ----------------------------------------------------------------------------- reading reviews
 
+TEXT_COLUMNS = ("review", "text", "sentence")  # a CSV's text column: the first of these it has
+
+
 def read_reviews(paths: str | os.PathLike | Sequence[str | os.PathLike],
                  ds_from: int = 0, ds_to: int | None = None, log: Callable[[str], None] = print,
-                 ) -> pd.DataFrame:
-    """Read reviews from CSV files (plain or .gz, a `review` column), the Stanford `aclImdb`
-    folder or `aclImdb_v1.tar.gz`; concatenate them in order and keep rows [ds_from, ds_to).
+                 text_column: str | None = None) -> pd.DataFrame:
+    """Read reviews from CSV files (plain or .gz), the Stanford `aclImdb` folder or
+    `aclImdb_v1.tar.gz`; concatenate them in order and keep rows [ds_from, ds_to).
 
-    Empty and NaN reviews are dropped (with a printed count); invalid UTF-8 bytes become U+FFFD.
+    A CSV's text is its `text_column`, by default the first of `TEXT_COLUMNS` it has; the result
+    calls it `review`. Empty and NaN reviews are dropped (with a printed count); invalid UTF-8
+    bytes become U+FFFD.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if not paths:
         raise DataError("no data file given: pass --data PATH (a CSV with a 'review' column)")
-    frames = [_read_one(os.fspath(p), log) for p in paths]
+    frames = [_read_one(os.fspath(p), log, text_column) for p in paths]
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     n = len(df)
     if ds_from < 0:
@@ -89,7 +94,7 @@ def read_reviews(paths: str | os.PathLike | Sequence[str | os.PathLike],
     return df.reset_index(drop=True)
 
 
-def _read_one(path: str, log: Callable[[str], None]) -> pd.DataFrame:
+def _read_one(path: str, log: Callable[[str], None], text_column: str | None = None) -> pd.DataFrame:
     if not os.path.exists(path):
         raise DataError(f"data not found: {path}. Pass --data PATH (a CSV with a 'review' column, "
                         f"or the aclImdb folder / aclImdb_v1.tar.gz), or fetch the official IMDb "
@@ -98,19 +103,30 @@ def _read_one(path: str, log: Callable[[str], None]) -> pd.DataFrame:
         return _read_acl_imdb(path, log)
     if path.endswith((".tar.gz", ".tgz")):
         return _read_acl_imdb(path, log)
+    text_dtypes = {c: str for c in (text_column,) if c} or dict.fromkeys(TEXT_COLUMNS, str)
+    replaced = False
     try:
-        df = pd.read_csv(path, dtype={"review": str}, encoding="utf-8")
+        df = pd.read_csv(path, dtype=text_dtypes, encoding="utf-8")
     except UnicodeDecodeError:
-        df = pd.read_csv(path, dtype={"review": str}, encoding="utf-8", encoding_errors="replace")
-        bad = int(df["review"].astype(str).str.contains("\ufffd", regex=False).sum()) if "review" in df else 0
-        log(f"{path}: invalid UTF-8 bytes in {bad} reviews were replaced by U+FFFD")
+        df = pd.read_csv(path, dtype=text_dtypes, encoding="utf-8", encoding_errors="replace")
+        replaced = True
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty: it needs a header line with a 'review' column and rows") from None
     except (pd.errors.ParserError, OSError, EOFError) as e:
         raise DataError(f"cannot parse {path} as CSV: {str(e).splitlines()[0]}") from None
-    if "review" not in df.columns:
-        raise DataError(f"{path} has no 'review' column (its columns: {', '.join(map(str, df.columns))}); "
-                        f"rename the text column to 'review'")
+    columns = ", ".join(map(str, df.columns))
+    if text_column is not None and text_column not in df.columns:
+        raise DataError(f"{path} has no column {text_column!r} (its columns: {columns}); "
+                        f"pass --text-column with one of them")
+    column = text_column or next((c for c in TEXT_COLUMNS if c in df.columns), None)
+    if column is None:
+        raise DataError(f"{path} has no text column ({', '.join(TEXT_COLUMNS)}; its columns: {columns}); "
+                        f"pass --text-column NAME to name the one with the text")
+    if column != "review":
+        df = df.drop(columns=[c for c in ("review",) if c in df.columns]).rename(columns={column: "review"})
+    if replaced:
+        bad = int(df["review"].astype(str).str.contains("\ufffd", regex=False).sum())
+        log(f"{path}: invalid UTF-8 bytes in {bad} reviews were replaced by U+FFFD")
     if len(df) == 0:
         raise DataError(f"{path} has a header but no rows")
     return df

@@ -53,7 +53,7 @@ from annotated_bert import ner, squad
 from annotated_bert.checkpoints import (CHECKPOINT, CheckpointError, load_training_checkpoint, save_pretrained,
                                         save_training_checkpoint)
 from annotated_bert.config import PRESETS, BertConfig, preset
-from annotated_bert.data import DataError
+from annotated_bert.data import TEXT_COLUMNS, DataError
 from annotated_bert.io import append_jsonl, atomic_torch_save, drop_records_after, atomic_write, atomic_write_json, read_jsonl
 from annotated_bert.model import (BertForQuestionAnswering, BertForSequenceClassification,
                                   BertForTokenClassification, BertPreTrainedModel)
@@ -162,9 +162,9 @@ def read_classification(path: str, task: str) -> tuple[list[str], list[str] | No
             raise DataError(f"{path}: a pair task needs 'sentence1' and 'sentence2' columns (or MRPC's TSV); "
                             f"found {sorted(columns)}")
     else:
-        text_a, text_b = next((c for c in ("review", "text", "sentence") if c in columns), None), None
+        text_a, text_b = next((c for c in TEXT_COLUMNS if c in columns), None), None
         if text_a is None:
-            raise DataError(f"{path}: no text column (review, text or sentence) among {sorted(columns)}")
+            raise DataError(f"{path}: no text column ({', '.join(TEXT_COLUMNS)}) among {sorted(columns)}")
     if label is None:
         raise DataError(f"{path}: no label column (label or sentiment) among {sorted(columns)}")
     df = df[df[text_a].str.strip() != ""]

@@ -54,8 +54,11 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--data", action="append", metavar="PATH",
-                   help="a CSV (plain or .gz) with a 'review' column, the aclImdb folder or aclImdb_v1.tar.gz; "
+                   help="a CSV (plain or .gz) with a text column, the aclImdb folder or aclImdb_v1.tar.gz; "
                         "repeat to concatenate several. Default: data/aclImdb_v1.tar.gz, downloaded if missing")
+    g.add_argument("--text-column", metavar="NAME", default=None,
+                   help="the CSV column holding the text (default: the first of review, text, sentence); "
+                        "other columns, labels included, are ignored")
     g.add_argument("--ds-from", type=int, default=0, help="first review (row) to use")
     g.add_argument("--ds-to", type=int, default=1000, help="one past the last review to use; -1 for all")
     g.add_argument("--val-fraction", type=float, default=0.1,
@@ -151,7 +154,7 @@ def build_data(args: argparse.Namespace, vocab_tokens: list[str] | None = None) 
     """The reviews, a tokenizer and its vocabulary, then the pairs. `vocab_tokens` (on resume) is
     the checkpoint's own WordPiece vocabulary."""
     log = print if is_main() else (lambda *_: None)
-    reviews = read_reviews(resolve_data(args.data), args.ds_from, args.ds_to, log=log)
+    reviews = read_reviews(resolve_data(args.data), args.ds_from, args.ds_to, log=log, text_column=args.text_column)
     tokenizer, vocab = basic_english, None
     if args.tokenizer == "wordpiece":
         if vocab_tokens:

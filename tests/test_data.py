@@ -159,11 +159,27 @@ def test_missing_file(tmp_path):
         read_reviews(tmp_path / "nope.csv")
 
 
-def test_csv_without_review_column(tmp_path):
+def test_the_text_column_is_review_text_or_sentence_or_the_one_named(tmp_path):
     p = tmp_path / "x.csv"
-    p.write_text("text,label\nhello,1\n")
-    with pytest.raises(DataError, match="no 'review' column.*text, label"):
+    p.write_text('id,text,label\n7,"A b. C d.",1\n8,"E f. G h.",0\n')
+    df = read_reviews(p)
+    assert df["review"].tolist() == ["A b. C d.", "E f. G h."] and df["id"].tolist() == [7, 8]
+    both = tmp_path / "both.csv"
+    both.write_text('sentence,review\n"not this.","This one."\n')
+    assert read_reviews(both)["review"].tolist() == ["This one."]           # review comes first
+    assert read_reviews(both, text_column="sentence")["review"].tolist() == ["not this."]
+    numeric = tmp_path / "numeric.csv"
+    numeric.write_text("body,label\n12,1\n3.50,0\n")
+    assert read_reviews(numeric, text_column="body")["review"].tolist() == ["12", "3.50"]  # read as text
+
+
+def test_csv_without_a_text_column(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("body,label\nhello,1\n")
+    with pytest.raises(DataError, match="no text column \\(review, text, sentence; its columns: body, label\\).*--text-column"):
         read_reviews(p)
+    with pytest.raises(DataError, match="no column 'comment' \\(its columns: body, label\\); pass --text-column"):
+        read_reviews(p, text_column="comment")
 
 
 @pytest.mark.parametrize("content, match", [("", "is empty"), ("review,sentiment\n", "no rows")])

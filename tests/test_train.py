@@ -140,6 +140,19 @@ def test_bad_input_is_one_clear_line(tiny_csv, argv, message, capsys, tmp_path):
     assert err.startswith("error: ") and message in err and "Traceback" not in err
 
 
+def test_text_column_names_the_csv_column_to_pretrain_on(tiny_csv, tmp_path, capsys):
+    renamed = tmp_path / "comments.csv"
+    renamed.write_text(tiny_csv.read_text().replace("review,sentiment", "comment,sentiment", 1))
+    argv = ["--data", str(renamed), "--ds-to", "60", *FAST, "--epochs", "1"]
+    assert train.main([*argv, "--out", str(tmp_path / "x")]) == 2
+    assert "--text-column" in capsys.readouterr().err
+    assert train.main([*argv, "--text-column", "comment", "--out", str(tmp_path / "by-name")]) == 0
+    assert run(tiny_csv, tmp_path / "by-default", "--epochs", "1") == 0
+    by_name, by_default = (load_training_checkpoint(str(tmp_path / d)) for d in ("by-name", "by-default"))
+    assert by_name["vocab"] == by_default["vocab"]
+    assert all(torch.equal(by_name["model"][k], by_default["model"][k]) for k in by_default["model"])
+
+
 def test_unknown_preset_and_help(capsys):
     with pytest.raises(SystemExit):
         train.main(["--preset", "gigantic"])
