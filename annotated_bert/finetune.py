@@ -72,9 +72,13 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("task and data")
     g.add_argument("--task", choices=TASKS, help="what to fine-tune for (read from --init with --eval-only)")
-    g.add_argument("--data", help="training file: a CSV (sentiment: review/text + sentiment/label columns; pair: "
+    g.add_argument("--data", help="training file: a CSV (sentiment: review/text/sentence + label/sentiment columns; pair: "
                                   "sentence1, sentence2, label), a GLUE TSV (MRPC), CoNLL-2003 (ner), SQuAD JSON (qa)")
     g.add_argument("--eval-data", help="evaluation file; default: a held-out slice of --data")
+    g.add_argument("--text-column", metavar="NAME", default=None,
+                   help="sentiment CSVs: the text column (default: the first of review, text, sentence)")
+    g.add_argument("--label-column", metavar="NAME", default=None,
+                   help="sentiment and pair CSVs: the label column (default: label, else sentiment)")
     g.add_argument("--val-fraction", type=float, default=0.1,
                    help="held out of --data when there is no --eval-data (qa: by article, 8 of 40)")
     g.add_argument("--limit", type=int, default=None, help="use only the first N training examples")
@@ -142,8 +146,11 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 # ------------------------------------------------------------------------------ reading data
 
-def read_classification(path: str, task: str) -> tuple[list[str], list[str] | None, list[str]]:
-    """(texts A, texts B or None, label strings) from a CSV or a GLUE TSV."""
+def read_classification(path: str, task: str, text_column: str | None = None, label_column: str | None = None,
+                        ) -> tuple[list[str], list[str] | None, list[str]]:
+    """(texts A, texts B or None, label strings) from a CSV or a GLUE TSV. The columns are
+    found by name (`TEXT_COLUMNS`; label, else sentiment) unless `text_column` / `label_column`
+    name them."""
     if not os.path.exists(path):
         raise DataError(f"data not found: {path}")
     if path.endswith(".tsv"):  # GLUE: MRPC's "Quality  #1 ID  #2 ID  #1 String  #2 String", or sentence1/sentence2/label
@@ -155,18 +162,23 @@ def read_classification(path: str, task: str) -> tuple[list[str], list[str] | No
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
             raise DataError(f"cannot read {path} as CSV: {str(e).splitlines()[0]}") from None
     columns = set(df.columns)
-    label = next((c for c in ("label", "sentiment") if c in columns), None)
+    for given, flag in ((text_column, "--text-column"), (label_column, "--label-column")):
+        if given is not None and given not in columns:
+            raise DataError(f"{path}: no column {given!r} (its columns: {sorted(columns)}); pass {flag} with one of them")
+    label = label_column or next((c for c in ("label", "sentiment") if c in columns), None)
     if task == "pair":
         text_a, text_b = "sentence1", "sentence2"
         if not {"sentence1", "sentence2"} <= columns:
             raise DataError(f"{path}: a pair task needs 'sentence1' and 'sentence2' columns (or MRPC's TSV); "
                             f"found {sorted(columns)}")
     else:
-        text_a, text_b = next((c for c in TEXT_COLUMNS if c in columns), None), None
+        text_a, text_b = text_column or next((c for c in TEXT_COLUMNS if c in columns), None), None
         if text_a is None:
-            raise DataError(f"{path}: no text column ({', '.join(TEXT_COLUMNS)}) among {sorted(columns)}")
+            raise DataError(f"{path}: no text column ({', '.join(TEXT_COLUMNS)}) among {sorted(columns)}; "
+                            f"pass --text-column NAME")
     if label is None:
-        raise DataError(f"{path}: no label column (label or sentiment) among {sorted(columns)}")
+        raise DataError(f"{path}: no label column (label or sentiment) among {sorted(columns)}; "
+                        f"pass --label-column NAME")
     df = df[df[text_a].str.strip() != ""]
     if len(df) == 0:
         raise DataError(f"{path} has no rows with text")
@@ -230,7 +242,7 @@ def build_task_data(task: str, path: str, tok, args, labels: list[str] | None, s
     hold_out = split == "train" and not args.eval_data
 
     if task in ("sentiment", "pair"):
-        a, b, raw = read_classification(path, task)
+        a, b, raw = read_classification(path, task, args.text_column, args.label_column)
         if limit:
             a, b, raw = a[:limit], (b[:limit] if b else None), raw[:limit]
         if labels is None:
@@ -476,7 +488,7 @@ def scratch_tokenizer(args):
     if args.vocab:
         return WordPieceTokenizer.from_file(args.vocab)
     if args.task in ("sentiment", "pair"):
-        a, b, _ = read_classification(args.data, args.task)
+        a, b, _ = read_classification(args.data, args.task, args.text_column, args.label_column)
         texts = a + (b or [])
     elif args.task == "ner":
         texts = [" ".join(s.words) for s in ner.read_conll(args.data)]

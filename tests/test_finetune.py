@@ -233,6 +233,23 @@ def test_bad_classification_files(tmp_path, content, message, capsys):
         assert code == 2 and err.startswith("error: ") and message in err
 
 
+def test_text_and_label_columns_by_name(tmp_path, capsys):
+    rows = ["positive,great film,x", "negative,dull film,y"] * 6
+    path = tmp_path / "named.csv"
+    path.write_text("verdict,comment,review\n" + "\n".join(rows) + "\n")  # 'review' is a decoy
+    a, _, labels = finetune.read_classification(str(path), "sentiment", "comment", "verdict")
+    assert a[:2] == ["great film", "dull film"] and labels[:2] == ["positive", "negative"]
+    base = ["--task", "sentiment", "--data", str(path), *TINY]
+    assert finetune.main([*base, "--out", str(tmp_path / "x")]) == 2
+    assert "pass --label-column NAME" in capsys.readouterr().err
+    assert finetune.main([*base, "--label-column", "stars", "--out", str(tmp_path / "x")]) == 2
+    assert "no column 'stars'" in capsys.readouterr().err
+    argv = [*base, "--text-column", "comment", "--label-column", "verdict", "--out", str(tmp_path / "ok")]
+    assert finetune.main(argv) == 0, capsys.readouterr().err
+    vocab = (tmp_path / "ok" / "best" / "vocab.txt").read_text().split("\n")
+    assert "great" in vocab and "x" not in vocab  # the scratch vocabulary came from the named column
+
+
 def test_no_training_examples_is_an_error(tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("-DOCSTART- -X- -X- O\n\n")
