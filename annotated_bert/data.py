@@ -59,6 +59,22 @@ class DataError(ValueError):
 TEXT_COLUMNS = ("review", "text", "sentence")  # a CSV's text column: the first of these it has
 
 
+def pick_column(path: str, columns: Sequence[str], given: str | None, candidates: Sequence[str],
+                what: str, flag: str) -> str:
+    """The column a CSV reader uses: `given` (the user's --text-column / --label-column), else the
+    first of `candidates` present; a DataError naming `flag` when there is none."""
+    listing = ", ".join(map(str, columns))
+    if given is not None:
+        if given not in columns:
+            raise DataError(f"{path} has no column {given!r} (its columns: {listing}); pass {flag} with one of them")
+        return given
+    found = next((c for c in candidates if c in columns), None)
+    if found is None:
+        raise DataError(f"{path} has no {what} column ({', '.join(candidates)}; its columns: {listing}); "
+                        f"pass {flag} NAME to name the one with the {what}")
+    return found
+
+
 def read_reviews(paths: str | os.PathLike | Sequence[str | os.PathLike],
                  ds_from: int = 0, ds_to: int | None = None, log: Callable[[str], None] = print,
                  text_column: str | None = None) -> pd.DataFrame:
@@ -103,7 +119,7 @@ def _read_one(path: str, log: Callable[[str], None], text_column: str | None = N
         return _read_acl_imdb(path, log)
     if path.endswith((".tar.gz", ".tgz")):
         return _read_acl_imdb(path, log)
-    text_dtypes = {c: str for c in (text_column,) if c} or dict.fromkeys(TEXT_COLUMNS, str)
+    text_dtypes = {text_column: str} if text_column else dict.fromkeys(TEXT_COLUMNS, str)
     replaced = False
     try:
         df = pd.read_csv(path, dtype=text_dtypes, encoding="utf-8")
@@ -114,16 +130,9 @@ def _read_one(path: str, log: Callable[[str], None], text_column: str | None = N
         raise DataError(f"{path} is empty: it needs a header line with a 'review' column and rows") from None
     except (pd.errors.ParserError, OSError, EOFError) as e:
         raise DataError(f"cannot parse {path} as CSV: {str(e).splitlines()[0]}") from None
-    columns = ", ".join(map(str, df.columns))
-    if text_column is not None and text_column not in df.columns:
-        raise DataError(f"{path} has no column {text_column!r} (its columns: {columns}); "
-                        f"pass --text-column with one of them")
-    column = text_column or next((c for c in TEXT_COLUMNS if c in df.columns), None)
-    if column is None:
-        raise DataError(f"{path} has no text column ({', '.join(TEXT_COLUMNS)}; its columns: {columns}); "
-                        f"pass --text-column NAME to name the one with the text")
+    column = pick_column(path, list(df.columns), text_column, TEXT_COLUMNS, "text", "--text-column")
     if column != "review":
-        df = df.drop(columns=[c for c in ("review",) if c in df.columns]).rename(columns={column: "review"})
+        df = df.drop(columns="review", errors="ignore").rename(columns={column: "review"})
     if replaced:
         bad = int(df["review"].astype(str).str.contains("\ufffd", regex=False).sum())
         log(f"{path}: invalid UTF-8 bytes in {bad} reviews were replaced by U+FFFD")

@@ -53,7 +53,7 @@ from annotated_bert import ner, squad
 from annotated_bert.checkpoints import (CHECKPOINT, CheckpointError, load_training_checkpoint, save_pretrained,
                                         save_training_checkpoint)
 from annotated_bert.config import PRESETS, BertConfig, preset
-from annotated_bert.data import TEXT_COLUMNS, DataError
+from annotated_bert.data import TEXT_COLUMNS, DataError, pick_column
 from annotated_bert.io import append_jsonl, atomic_torch_save, drop_records_after, atomic_write, atomic_write_json, read_jsonl
 from annotated_bert.model import (BertForQuestionAnswering, BertForSequenceClassification,
                                   BertForTokenClassification, BertPreTrainedModel)
@@ -161,24 +161,15 @@ def read_classification(path: str, task: str, text_column: str | None = None, la
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
             raise DataError(f"cannot read {path} as CSV: {str(e).splitlines()[0]}") from None
-    columns = set(df.columns)
-    for given, flag in ((text_column, "--text-column"), (label_column, "--label-column")):
-        if given is not None and given not in columns:
-            raise DataError(f"{path}: no column {given!r} (its columns: {sorted(columns)}); pass {flag} with one of them")
-    label = label_column or next((c for c in ("label", "sentiment") if c in columns), None)
+    columns = list(df.columns)
     if task == "pair":
         text_a, text_b = "sentence1", "sentence2"
-        if not {"sentence1", "sentence2"} <= columns:
+        if not {"sentence1", "sentence2"} <= set(columns):
             raise DataError(f"{path}: a pair task needs 'sentence1' and 'sentence2' columns (or MRPC's TSV); "
                             f"found {sorted(columns)}")
     else:
-        text_a, text_b = text_column or next((c for c in TEXT_COLUMNS if c in columns), None), None
-        if text_a is None:
-            raise DataError(f"{path}: no text column ({', '.join(TEXT_COLUMNS)}) among {sorted(columns)}; "
-                            f"pass --text-column NAME")
-    if label is None:
-        raise DataError(f"{path}: no label column (label or sentiment) among {sorted(columns)}; "
-                        f"pass --label-column NAME")
+        text_a, text_b = pick_column(path, columns, text_column, TEXT_COLUMNS, "text", "--text-column"), None
+    label = pick_column(path, columns, label_column, ("label", "sentiment"), "label", "--label-column")
     df = df[df[text_a].str.strip() != ""]
     if len(df) == 0:
         raise DataError(f"{path} has no rows with text")
