@@ -57,6 +57,7 @@ class DataError(ValueError):
 # ----------------------------------------------------------------------------- reading reviews
 
 TEXT_COLUMNS = ("review", "text", "sentence")  # a CSV's text column: the first of these it has
+TEXT_COLUMN_HINT = f"a text column ({', '.join(TEXT_COLUMNS[:-1])} or {TEXT_COLUMNS[-1]})"  # for error messages
 
 
 def pick_column(path: str, columns: Sequence[str], given: str | None, candidates: Sequence[str],
@@ -88,7 +89,7 @@ def read_reviews(paths: str | os.PathLike | Sequence[str | os.PathLike],
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if not paths:
-        raise DataError("no data file given: pass --data PATH (a CSV with a text column: review, text or sentence)")
+        raise DataError(f"no data file given: pass --data PATH (a CSV with {TEXT_COLUMN_HINT})")
     frames = [_read_one(os.fspath(p), log, text_column) for p in paths]
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     n = len(df)
@@ -112,8 +113,8 @@ def read_reviews(paths: str | os.PathLike | Sequence[str | os.PathLike],
 
 def _read_one(path: str, log: Callable[[str], None], text_column: str | None = None) -> pd.DataFrame:
     if not os.path.exists(path):
-        raise DataError(f"data not found: {path}. Pass --data PATH (a CSV with a review, text or "
-                        f"sentence column, or the aclImdb folder / aclImdb_v1.tar.gz), or fetch the official IMDb "
+        raise DataError(f"data not found: {path}. Pass --data PATH (a CSV with {TEXT_COLUMN_HINT}, "
+                        f"or the aclImdb folder / aclImdb_v1.tar.gz), or fetch the official IMDb "
                         f"archive with: python -m annotated_bert.data download")
     if os.path.isdir(path):
         return _read_acl_imdb(path, log)
@@ -127,8 +128,7 @@ def _read_one(path: str, log: Callable[[str], None], text_column: str | None = N
         df = pd.read_csv(path, dtype=text_dtypes, encoding="utf-8", encoding_errors="replace")
         replaced = True
     except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty: it needs a header line with a text column "
-                        f"(review, text or sentence) and rows") from None
+        raise DataError(f"{path} is empty: it needs a header line with {TEXT_COLUMN_HINT} and rows") from None
     except (pd.errors.ParserError, OSError, EOFError) as e:
         raise DataError(f"cannot parse {path} as CSV: {str(e).splitlines()[0]}") from None
     column = pick_column(path, list(df.columns), text_column, TEXT_COLUMNS, "text", "--text-column")
@@ -197,7 +197,7 @@ def download_imdb(dest: str = DEFAULT_DATA, url: str = IMDB_URL) -> str:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise DataError(f"could not download {url} ({e}). Download it by hand to {dest}, or pass "
-                        f"--data PATH to a CSV with a text column: review, text or sentence") from None
+                        f"--data PATH to a CSV with {TEXT_COLUMN_HINT}") from None
     if md5.hexdigest() != IMDB_MD5:
         os.unlink(tmp)
         raise DataError(f"downloaded file has MD5 {md5.hexdigest()}, expected {IMDB_MD5}; try again")
