@@ -314,7 +314,10 @@ def plot_losses(metrics_path: str, png_path: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args(argv)
     try:
-        return train(args)
+        code = train(args)
+        if dist.is_initialized():
+            dist.barrier()  # rank 0 may still be saving and plotting: no rank leaves the group before it is done
+        return code
     except (DataError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
