@@ -50,12 +50,12 @@ def seed_batches(n: int, vocab_size_out: list) -> list[dict]:
     return synthetic_batches(n, 12, 55, 9626)
 
 
-def synthetic_batches(n: int, B: int, T: int, V: int) -> list[dict]:
+def synthetic_batches(n: int, B: int, T: int, V: int, mask_prob: float = 0.15) -> list[dict]:
     g = torch.Generator().manual_seed(0)
     out = []
     for _ in range(n):
         ids = torch.randint(5, V, (B, T), generator=g)
-        masked = torch.rand(B, T, generator=g) < 0.15
+        masked = torch.rand(B, T, generator=g) < mask_prob
         masked[:, 0] = False
         out.append({"input_ids": ids, "token_type_ids": (torch.arange(T) >= T // 2).long().expand(B, T).contiguous(),
                     "attention_mask": torch.ones(B, T, dtype=torch.long),
