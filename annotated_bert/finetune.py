@@ -173,7 +173,12 @@ def read_classification(path: str, task: str, text_column: str | None = None, la
     df = df[df[text_a].str.strip() != ""]
     if len(df) == 0:
         raise DataError(f"{path} has no rows with text")
-    return (df[text_a].tolist(), df[text_b].tolist() if text_b else None, df[label].tolist())
+    labels = df[label].str.strip()
+    empty = np.flatnonzero(labels == "")
+    if len(empty):  # an empty label would otherwise become a class of its own
+        raise DataError(f"{path}: {len(empty):,} rows with text have no {label!r} (the first is data row "
+                        f"{df.index[empty[0]] + 1}); fill in their labels or drop those rows")
+    return (df[text_a].tolist(), df[text_b].tolist() if text_b else None, labels.tolist())
 
 
 def head_tail(ids: list[int], budget: int, truncation: str, head: int | None) -> list[int]:

@@ -221,6 +221,7 @@ def test_interrupt_and_resume_give_the_uninterrupted_result(sentiment_csv, tmp_p
     ("review,label\ngood,a\nfine,a\nnice,a\n", "at least two classes"),
     ("review,label\ngood,a\n", "at least two classes"),
     ("review,label\ngood,a\nbad,b\n", None),  # one row each: trains on one, validates on the other
+    ("review,label\ngood,a\nbad,b\nmeh,\nok, \n", "2 rows with text have no 'label' (the first is data row 3)"),
 ])
 def test_bad_classification_files(tmp_path, content, message, capsys):
     path = tmp_path / "bad.csv"
@@ -231,6 +232,12 @@ def test_bad_classification_files(tmp_path, content, message, capsys):
         assert code == 0, err
     else:
         assert code == 2 and err.startswith("error: ") and message in err
+
+
+def test_labels_are_stripped(tmp_path):
+    path = tmp_path / "spaces.csv"
+    path.write_text("review,label\ngood,pos\nbad, neg\nfine,pos \n")
+    assert finetune.read_classification(str(path), "sentiment")[2] == ["pos", "neg", "pos"]
 
 
 def test_text_and_label_columns_by_name(tmp_path, capsys):
