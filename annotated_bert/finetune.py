@@ -58,12 +58,22 @@ from annotated_bert.io import append_jsonl, atomic_torch_save, drop_records_afte
 from annotated_bert.model import (BertForQuestionAnswering, BertForSequenceClassification,
                                   BertForTokenClassification, BertPreTrainedModel)
 from annotated_bert.tokenization import Vocab, WordTokenizer, basic_english
-from annotated_bert.train import EXIT_INTERRUPTED, autocast, parameter_groups, resume_settings, setup_device
+from annotated_bert.train import (EXIT_INTERRUPTED, POSITIVE, PROBABILITY, at_least, autocast, check_ranges,
+                                  parameter_groups, resume_settings, setup_device)
 from annotated_bert.wordpiece import WordPieceTokenizer
 
 TASKS = ("sentiment", "pair", "ner", "qa")
 MAIN_METRIC = {"sentiment": "accuracy", "pair": "accuracy", "ner": "f1", "qa": "f1"}
 FINETUNE_META = "finetune.json"
+# flag -> (test, what it must be), as train.TRAIN_RANGES
+FINETUNE_RANGES = {
+    "val_fraction": PROBABILITY, "limit": at_least(1), "max_length": at_least(8), "head_tokens": at_least(0),
+    "doc_stride": at_least(1), "max_answer_length": at_least(1), "dropout": PROBABILITY,
+    "attention_dropout": PROBABILITY, "epochs": at_least(1), "batch_size": at_least(1), "lr": POSITIVE,
+    "warmup": PROBABILITY, "weight_decay": at_least(0), "clip": POSITIVE, "budget_minutes": POSITIVE,
+    "layer_lr_decay": ((lambda x: 0 < x <= 1), "in (0, 1] (1 turns it off)"), "eval_every": at_least(0),
+    "eval_batch_size": at_least(1), "threads": at_least(1),
+}
 
 
 def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -137,10 +147,7 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             p.error("--task, --data and --init are required (or --resume DIR, or --eval-only)")
     if args.eval_only and (not args.init or not args.eval_data):
         p.error("--eval-only needs --init (a fine-tuned output directory) and --eval-data")
-    if args.max_length < 8:
-        p.error("--max-length must be at least 8")
-    if not 0 < args.layer_lr_decay <= 1:
-        p.error(f"--layer-lr-decay must be in (0, 1], got {args.layer_lr_decay} (1 turns it off)")
+    check_ranges(p, args, FINETUNE_RANGES)
     return args
 
 

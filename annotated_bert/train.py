@@ -44,6 +44,32 @@ from annotated_bert.wordpiece import WordPieceTokenizer, train_wordpiece
 EXIT_INTERRUPTED = 130
 
 
+def at_least(low: float):
+    return (lambda x: x >= low), f"at least {low}"
+
+
+POSITIVE = (lambda x: x > 0), "positive"
+PROBABILITY = (lambda x: 0 <= x < 1), "in [0, 1)"
+
+# flag -> (test, what it must be); checked when the command line is parsed, before any data is read
+TRAIN_RANGES = {
+    "ds_from": at_least(0), "val_fraction": PROBABILITY, "percentile": ((lambda x: 0 < x <= 100), "in (0, 100]"),
+    "context_length": at_least(1), "vocab_size": at_least(1), "min_freq": at_least(1),
+    "mask_prob": ((lambda x: 0 < x < 1), "in (0, 1)"), "dropout": PROBABILITY,
+    "epochs": at_least(1), "batch_size": at_least(1), "lr": POSITIVE, "warmup": at_least(0),
+    "weight_decay": at_least(0), "clip": POSITIVE, "nsp_weight": at_least(0), "budget_minutes": POSITIVE,
+    "eval_batch_size": at_least(1), "log_every": at_least(1), "save_every": at_least(0),
+}
+
+
+def check_ranges(p: argparse.ArgumentParser, args: argparse.Namespace, ranges: dict) -> None:
+    """Usage and exit 2 (argparse's `p.error`) for the first flag outside its range; unset flags pass."""
+    for name, (ok, what) in ranges.items():
+        value = getattr(args, name)
+        if value is not None and not ok(value):
+            p.error(f"--{name.replace('_', '-')} must be {what}, got {value}")
+
+
 def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m annotated_bert.train",
@@ -134,11 +160,7 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error(f"unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}")
     if args.ds_to == -1:
         args.ds_to = None
-    for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.lr <= 0:
-        p.error("--lr must be positive")
+    check_ranges(p, args, TRAIN_RANGES)
     return args
 
 

@@ -329,6 +329,11 @@ def test_layer_lr_decay_sets_the_learning_rates(sentiment_csv, tmp_path, capsys)
     with pytest.raises(SystemExit):
         finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), *TINY, "--layer-lr-decay", "0"])
     assert "--layer-lr-decay must be in (0, 1]" in capsys.readouterr().err
+    for flag, value, message in [("--warmup", "1", "must be in [0, 1), got 1.0"), ("--doc-stride", "0", "must be at least 1"),
+                                 ("--attention-dropout", "-0.1", "must be in [0, 1)")]:
+        with pytest.raises(SystemExit):
+            finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), *TINY, flag, value])
+        assert f"{flag} {message}" in capsys.readouterr().err
 
 
 def _load_plot_imdb():

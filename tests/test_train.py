@@ -129,6 +129,19 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_csv, tmp_
 
 
 @pytest.mark.parametrize("argv, message", [
+    (["--mask-prob", "1.5"], "--mask-prob must be in (0, 1), got 1.5"),
+    (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
+    (["--budget-minutes", "0"], "--budget-minutes must be positive, got 0.0"),
+    (["--context-length", "0"], "--context-length must be at least 1, got 0"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+])
+def test_out_of_range_flags_stop_before_reading_data(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        train.main(["--data", str(tmp_path / "not-read.csv"), "--out", str(tmp_path / "x"), *argv])
+    assert e.value.code == 2 and message in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
     (["--data", "missing.csv"], "data not found: missing.csv"),
     (["--ds-from", "50", "--ds-to", "10"], "must be smaller than ds_to"),
     (["--ds-to", "100000"], "past the end"),
