@@ -1,0 +1,32 @@
+"""The package's own namespace: `from annotated_bert import BertModel` and friends."""
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+import annotated_bert
+
+
+def test_every_exported_name_is_its_modules_object():
+    for name in annotated_bert.__all__:
+        home = importlib.import_module(f"annotated_bert.{annotated_bert._HOME[name]}")
+        assert getattr(annotated_bert, name) is getattr(home, name), name
+    assert set(annotated_bert.__all__) <= set(dir(annotated_bert))
+
+
+def test_unknown_names_raise_attribute_error():
+    with pytest.raises(AttributeError, match="NoSuchThing"):
+        annotated_bert.NoSuchThing
+
+
+def test_importing_the_package_loads_no_module_and_the_clis_run_once():
+    code = "import sys, annotated_bert; print(sorted(m for m in sys.modules if m.startswith('annotated_bert.')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    # runpy warns ("found in sys.modules ... prior to execution") if the package had imported the CLI module
+    for cli in ("train", "finetune", "predict", "data"):
+        run = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", f"annotated_bert.{cli}", "--help"],
+                             capture_output=True, text=True)
+        assert run.returncode == 0 and "usage:" in run.stdout and "Warning" not in run.stderr, (cli, run.stderr)
