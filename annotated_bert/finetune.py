@@ -25,6 +25,10 @@ schedule follows whichever is further along, steps or time, so the decay ends wh
 `--layer-lr-decay` gives each layer below the head a smaller learning rate than the one above
 (ULMFiT's discriminative fine-tuning; Sun et al. 2019 use 0.95 on BERT-base, ELECTRA 0.8).
 
+Under `torchrun --nproc_per_node N -m annotated_bert.finetune ...` it trains with
+DistributedDataParallel (gloo on CPU, nccl on GPU): `--batch-size` is the global batch, each process
+takes every N-th example of it, and evaluation is split between the processes and gathered.
+
 Writes OUT/metrics.jsonl (epoch, step, split and the task's metrics), OUT/curves.png (loss and
 validation metrics against steps), OUT/best/ (the best model by the validation metric, in the
 Hugging Face layout, with vocab.txt and finetune.json) and OUT/checkpoint.pt (to --resume), all
@@ -47,6 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from annotated_bert import ner, squad
@@ -58,8 +63,8 @@ from annotated_bert.io import append_jsonl, atomic_torch_save, drop_records_afte
 from annotated_bert.model import (BertForQuestionAnswering, BertForSequenceClassification,
                                   BertForTokenClassification, BertPreTrainedModel)
 from annotated_bert.tokenization import Vocab, WordTokenizer, basic_english
-from annotated_bert.train import (EXIT_INTERRUPTED, POSITIVE, PROBABILITY, at_least, autocast, check_ranges,
-                                  parameter_groups, resume_settings, setup_device)
+from annotated_bert.train import (EXIT_INTERRUPTED, POSITIVE, PROBABILITY, all_reduce_sum, at_least, autocast,
+                                  check_ranges, is_main, parameter_groups, resume_settings, setup_device)
 from annotated_bert.wordpiece import WordPieceTokenizer
 
 TASKS = ("sentiment", "pair", "ner", "qa")
@@ -362,18 +367,24 @@ def collate(d: TaskData, idx: Sequence[int], task: str, pad_id: int) -> dict[str
 def evaluate(model, d: TaskData, task: str, labels: list[str], args, device, pad_id: int) -> dict[str, float]:
     was_training = model.training
     model.eval()
-    order = np.argsort([len(x) for x in d.input_ids], kind="stable")      # little padding
-    loss_sum, outputs = 0.0, [None] * len(d)
-    for start in tqdm(range(0, len(d), args.eval_batch_size), desc="evaluating", leave=False,
-                      disable=args.quiet, mininterval=1.0):
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    order = np.argsort([len(x) for x in d.input_ids], kind="stable")[rank::world]  # little padding
+    loss_sum, outputs = 0.0, {}
+    for start in tqdm(range(0, len(order), args.eval_batch_size), desc="evaluating", leave=False,
+                      disable=args.quiet or not is_main(), mininterval=1.0):
         idx = order[start:start + args.eval_batch_size]
         batch = {k: v.to(device) for k, v in collate(d, idx, task, pad_id).items()}
         with autocast(device, args.precision):
             out = model(**batch)
         loss_sum += out.loss.item() * len(idx)
         for row, i in enumerate(idx):
-            outputs[i] = out.logits[row, :len(d.input_ids[i])].float().cpu()
+            outputs[int(i)] = out.logits[row, :len(d.input_ids[i])].float().cpu()
     model.train(was_training)
+    if world > 1:  # every process gets every output, and computes the same metrics
+        parts = [None] * world
+        dist.all_gather_object(parts, (loss_sum, outputs))
+        loss_sum, outputs = sum(p[0] for p in parts), {i: o for p in parts for i, o in p[1].items()}
+    outputs = [outputs[i] for i in range(len(d))]
     metrics = {"loss": loss_sum / max(len(d), 1)}
     if task in ("sentiment", "pair"):
         pred = np.array([int(o.argmax()) for o in outputs])
@@ -512,10 +523,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        return eval_only(args) if args.eval_only else finetune(args)
+        code = eval_only(args) if args.eval_only else finetune(args)
+        if dist.is_initialized():
+            dist.barrier()  # rank 0 may still be saving: no rank leaves the group before it is done
+        return code
     except (DataError, CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def eval_only(args) -> int:
@@ -532,14 +549,27 @@ def eval_only(args) -> int:
     model = task_model_class(args.task).from_pretrained(
         args.init, **({} if args.task == "qa" else {"num_labels": len(meta["labels"])})).to(device)
     metrics = evaluate(model, d, args.task, labels, args, device, tok.pad_token_id)
-    print(json.dumps({"task": args.task, "eval_data": args.eval_data, "n": len(d), **metrics}, sort_keys=True))
+    if is_main():
+        print(json.dumps({"task": args.task, "eval_data": args.eval_data, "n": len(d), **metrics}, sort_keys=True))
     return 0
+
+
+def shard(idx: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """This process's part of a global batch: every `world`-th example (a batch is sorted by length,
+    so the parts pad alike). A last batch smaller than `world` repeats examples: no process is idle."""
+    if len(idx) < world:
+        idx = np.resize(idx, world)
+    return idx[rank::world]
 
 
 def finetune(args) -> int:
     # ---- setup
     state, args = resume_settings(args)
     device = setup_device(args.device, args.precision)
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    if args.batch_size % world:
+        raise DataError(f"--batch-size {args.batch_size} must be divisible by the {world} processes")
+    say = print if is_main() else (lambda *_, **__: None)
     torch.manual_seed(args.seed)
 
     # ---- tokenizer, data, model
@@ -556,6 +586,10 @@ def finetune(args) -> int:
         raise DataError(f"{args.eval_data or args.data} gives no validation examples: "
                         "check the file, or pass another --eval-data")
     model = build_model(args.task, len(labels), tok, args).to(device).train()
+    forward = model
+    if world > 1:  # gradients averaged over the processes; no buffer to sync (the sin/cos table is fixed)
+        forward = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
     batches_per_epoch = math.ceil(len(train_d) / args.batch_size)
     total_steps = batches_per_epoch * args.epochs
     budget_s = args.budget_minutes * 60 if args.budget_minutes else None
@@ -570,16 +604,17 @@ def finetune(args) -> int:
         torch.set_rng_state(state["rng"])
     os.makedirs(args.out, exist_ok=True)
     metrics_path = os.path.join(args.out, "metrics.jsonl")
-    if state is None and os.path.exists(metrics_path):
+    if is_main() and state is None and os.path.exists(metrics_path):
         os.remove(metrics_path)
-    elif state is not None:
+    elif is_main() and state is not None:
         drop_records_after(metrics_path, step)  # the steps after the checkpoint are redone: log them once
     meta = {"task": args.task, "labels": labels, "tokenizer": tokenizer_kind(tok), "max_length": args.max_length,
             "truncation": args.truncation, "head_tokens": args.head_tokens, "ner_scheme": args.ner_scheme,
             "doc_stride": args.doc_stride, "init": args.init, "reinit": args.reinit}
-    print(f"{args.task}: {len(train_d):,} training and {len(val_d):,} validation inputs, {len(labels)} labels; "
-          f"model {model.num_parameters():,} parameters from {args.init}{' (re-initialised)' if args.reinit else ''}; "
-          f"{total_steps:,} steps of {args.batch_size}" + (f", budget {args.budget_minutes:g} min" if budget_s else ""))
+    say(f"{args.task}: {len(train_d):,} training and {len(val_d):,} validation inputs, {len(labels)} labels; "
+        f"model {model.num_parameters():,} parameters from {args.init}{' (re-initialised)' if args.reinit else ''}; "
+        f"{total_steps:,} steps of {args.batch_size}" + (f" over {world} processes" if world > 1 else "")
+        + (f", budget {args.budget_minutes:g} min" if budget_s else ""))
 
     def lr_at(progress: float) -> float:  # linear warmup, then linear decay to 0 at progress 1
         if progress < args.warmup:
@@ -587,6 +622,8 @@ def finetune(args) -> int:
         return args.lr * max(0.0, (1 - progress) / (1 - args.warmup))
 
     def checkpoint(epoch_done: int) -> None:
+        if not is_main():
+            return
         save_training_checkpoint(args.out, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
             "step": step, "epoch": epoch_done, "elapsed": elapsed, "best": best, "args": vars(args),
@@ -598,16 +635,17 @@ def finetune(args) -> int:
     def validate(epoch: int) -> dict:
         nonlocal best, last_validated
         last_validated = step
-        metrics = evaluate(model, val_d, args.task, labels, args, device, tok.pad_token_id)
-        append_jsonl(metrics_path, {"epoch": epoch, "step": step, "split": "val", **metrics})
-        plot_curves(metrics_path, os.path.join(args.out, "curves.png"), args.task)
+        metrics = evaluate(model, val_d, args.task, labels, args, device, tok.pad_token_id)  # the same on every process
         main_value = metrics[MAIN_METRIC[args.task]]
         improved = main_value > best
-        if improved:
-            best = main_value
-            save_best(model, tok, os.path.join(args.out, "best"), {**meta, "step": step, "metrics": metrics})
-        print(f"step {step}: validation " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-              + (" (best so far, saved)" if improved else ""))
+        best = max(best, main_value)
+        if is_main():
+            append_jsonl(metrics_path, {"epoch": epoch, "step": step, "split": "val", **metrics})
+            plot_curves(metrics_path, os.path.join(args.out, "curves.png"), args.task)
+            if improved:
+                save_best(model, tok, os.path.join(args.out, "best"), {**meta, "step": step, "metrics": metrics})
+        say(f"step {step}: validation " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+            + (" (best so far, saved)" if improved else ""))
         return metrics
 
     stop = {"requested": False}
@@ -618,7 +656,7 @@ def finetune(args) -> int:
         while epoch < args.epochs and not out_of_time:
             batches = length_grouped_batches([len(x) for x in train_d.input_ids], args.batch_size, args.seed, epoch)
             skip = step - epoch * batches_per_epoch
-            bar = tqdm(batches[skip:], desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.quiet,
+            bar = tqdm(batches[skip:], desc=f"epoch {epoch + 1}/{args.epochs}", disable=args.quiet or not is_main(),
                        initial=skip, total=len(batches), dynamic_ncols=True)
             t_last = time.perf_counter()
             window_loss, window_n = 0.0, 0  # the logged training loss is the mean since the last record
@@ -626,39 +664,44 @@ def finetune(args) -> int:
                 progress = step / total_steps if budget_s is None else max(step / total_steps, elapsed / budget_s)
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(progress) * group.get("lr_scale", 1.0)  # 1.0: older checkpoints
+                idx = shard(idx, rank, world)
                 batch = {k: v.to(device) for k, v in collate(train_d, idx, args.task, tok.pad_token_id).items()}
                 with autocast(device, args.precision):
-                    out = model(**batch)
+                    out = forward(**batch)
                 optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
                 norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-                if not torch.isfinite(norm):
-                    print(f"error: non-finite loss at step {step}; stopped, the best model in {args.out}/best is "
-                          f"kept; try a lower --lr", file=sys.stderr)
+                if not torch.isfinite(norm):  # the norm of the averaged gradients: every process stops here
+                    say(f"error: non-finite loss at step {step}; stopped, the best model in {args.out}/best is "
+                        f"kept; try a lower --lr", file=sys.stderr)
                     return 1
                 optimizer.step()
                 step += 1
                 now = time.perf_counter()
                 elapsed += now - t_last
                 t_last = now
-                loss = out.loss.item()
+                # one collective for what every process must agree on: the loss (logged as the mean of the
+                # processes'), and whether to stop (a Ctrl-C, or the budget, seen by any process)
+                flags = [out.loss.item(), float(stop["requested"]), float(budget_s is not None and elapsed >= budget_s)]
+                loss, stop_now, out_of_time = all_reduce_sum(flags, device) if world > 1 else flags
+                loss /= world
                 window_loss, window_n = window_loss + loss, window_n + 1
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_at(progress):.2e}")
                 if step % 50 == 0:
-                    append_jsonl(metrics_path, {"epoch": epoch + 1, "step": step, "split": "train", "loss":
-                                                window_loss / window_n, "lr": lr_at(progress), "elapsed_s": elapsed})
+                    if is_main():
+                        append_jsonl(metrics_path, {"epoch": epoch + 1, "step": step, "split": "train", "loss":
+                                                    window_loss / window_n, "lr": lr_at(progress), "elapsed_s": elapsed})
                     window_loss, window_n = 0.0, 0
                 if args.eval_every and step % args.eval_every == 0:
                     validate(epoch + 1)
                     t_last = time.perf_counter()  # evaluation time is not training time
-                if stop["requested"]:
+                if stop_now:
                     checkpoint(epoch)
-                    print(f"interrupted: saved {args.out}/checkpoint.pt; continue with "
-                          f"python -m annotated_bert.finetune --resume {args.out}")
+                    say(f"interrupted: saved {args.out}/checkpoint.pt; continue with "
+                        f"python -m annotated_bert.finetune --resume {args.out}")
                     return EXIT_INTERRUPTED
-                if budget_s is not None and elapsed >= budget_s:
-                    out_of_time = True
-                    print(f"time budget of {args.budget_minutes:g} minutes reached at step {step}")
+                if out_of_time:
+                    say(f"time budget of {args.budget_minutes:g} minutes reached at step {step}")
                     break
             bar.close()
             epoch += 1
@@ -667,7 +710,7 @@ def finetune(args) -> int:
             checkpoint(epoch if not out_of_time else epoch - 1)
     finally:
         signal.signal(signal.SIGINT, previous)
-    print(f"done: best validation {MAIN_METRIC[args.task]} {best:.4f}; model in {args.out}/best")
+    say(f"done: best validation {MAIN_METRIC[args.task]} {best:.4f}; model in {args.out}/best")
     return 0
 
 

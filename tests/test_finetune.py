@@ -5,8 +5,12 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
+import subprocess
+import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -368,3 +372,44 @@ def test_plot_imdb_draws_the_runs_it_finds_and_refuses_none(tmp_path, capsys):
     assert "random-imdb" not in printed
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_imdb.val_curve(str(runs / "random-imdb" / "metrics.jsonl")) == [(1.0, 0.8)]
+
+
+def test_shard_splits_a_global_batch_between_processes():
+    batch = np.array([7, 3, 9, 1, 4, 8])
+    parts = [finetune.shard(batch, r, 2) for r in range(2)]
+    assert parts[0].tolist() == [7, 9, 4] and parts[1].tolist() == [3, 1, 8]
+    assert sorted(np.concatenate([finetune.shard(batch, r, 4) for r in range(4)]).tolist()) == sorted(batch.tolist())
+    assert [finetune.shard(np.array([5]), r, 2).tolist() for r in range(2)] == [[5], [5]]  # no process idle
+
+
+TORCHRUN = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+
+
+@pytest.mark.skipif(not os.path.exists(TORCHRUN), reason="torchrun not found")
+def test_torchrun_two_processes(sentiment_csv, conll_file, tmp_path):
+    """Two gloo processes, each half of every global batch. Sentiment: with no dropout and equal
+    halves, the run matches a single process on the same global batches. NER: each process
+    evaluates half of the sentences; the gathered F1 equals a single process's --eval-only score."""
+    def torchrun(*argv):
+        cmd = [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "annotated_bert.finetune", *argv]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    val = lambda d: [r for r in read_jsonl(d / "metrics.jsonl") if r["split"] == "val"]
+    args = ["--task", "sentiment", "--data", str(sentiment_csv), *TINY, "--epochs", "2", "--dropout", "0", "--device", "cpu"]
+    assert "over 2 processes" in torchrun(*args, "--out", str(tmp_path / "ddp"))  # 216 training rows: 27 batches of 8
+    assert finetune.main([*args, "--out", str(tmp_path / "single")]) == 0
+    ddp, single = val(tmp_path / "ddp"), val(tmp_path / "single")
+    assert [r["step"] for r in ddp] == [r["step"] for r in single] == [27, 54]
+    for a, b in zip(ddp, single):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-4) and a["accuracy"] == b["accuracy"]
+
+    out = tmp_path / "ner"
+    torchrun("--task", "ner", "--data", str(conll_file), "--eval-data", str(conll_file), *TINY, "--epochs", "2",
+             "--lr", "2e-3", "--device", "cpu", "--out", str(out))
+    best = max(val(out), key=lambda r: r["f1"])
+    code = subprocess.run([sys.executable, "-m", "annotated_bert.finetune", "--eval-only", "--init", str(out / "best"),
+                           "--eval-data", str(conll_file), "--quiet"], capture_output=True, text=True)
+    single = json.loads(code.stdout.strip().splitlines()[-1])
+    assert single["n"] == 120 and single["f1"] == pytest.approx(best["f1"]) and 0 < best["f1"]
