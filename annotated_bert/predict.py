@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     f = sub.add_parser("fill", help="predict the words hidden behind [MASK]")
     f.add_argument("text", help='e.g. "this movie was [MASK] good"')
     f.add_argument("--pair", help="an optional second sentence (segment B)")
-    f.add_argument("--top-k", type=int, default=5)
+    f.add_argument("--top-k", type=int, default=5, help="candidates shown per [MASK] (default: %(default)s)")
     n = sub.add_parser("nsp", help="probability that sentence B follows sentence A")
     n.add_argument("a")
     n.add_argument("b")
@@ -97,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("question")
     r.add_argument("candidates", nargs="+")
     args = p.parse_args(argv)
+    if args.command == "fill" and args.top_k < 1:
+        f.error(f"--top-k must be at least 1, got {args.top_k}")
     try:
         predictor = Predictor.load(args.checkpoint, args.device)
         if args.command == "fill":

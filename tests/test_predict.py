@@ -53,3 +53,6 @@ def test_cli(checkpoint, capsys):
     assert "P(B follows A) = " in capsys.readouterr().out
     assert predict.main(["--checkpoint", "/nonexistent", "nsp", "a", "b"]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        predict.main(["--checkpoint", checkpoint, "fill", "the [MASK] was great", "--top-k", "0"])
+    assert "--top-k must be at least 1, got 0" in capsys.readouterr().err
