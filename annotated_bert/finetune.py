@@ -120,32 +120,32 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "0 lets PyTorch use its fused attention kernel, much faster on CPU")
 
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=3)
-    g.add_argument("--batch-size", type=int, default=16)
+    g.add_argument("--epochs", type=int, default=3, help="passes over the training examples (BERT: 2 to 4)")
+    g.add_argument("--batch-size", type=int, default=16, help="examples per optimizer step, over all processes")
     g.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (BERT's range: 2e-5 to 5e-5)")
     g.add_argument("--warmup", type=float, default=0.1, help="fraction of training spent warming up")
-    g.add_argument("--weight-decay", type=float, default=0.01)
+    g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW decay, not on biases and LayerNorm (BERT's 0.01)")
     g.add_argument("--layer-lr-decay", type=float, default=1.0,
                    help="layer-wise learning-rate decay: the task head gets --lr, each layer below it this factor "
                         "times the layer above, the embeddings the smallest (1: one rate for all; ELECTRA: 0.8)")
-    g.add_argument("--clip", type=float, default=1.0)
+    g.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this value")
     g.add_argument("--budget-minutes", type=float, default=None,
                    help="stop training after this many minutes (the schedule adapts), then evaluate")
 
     g = p.add_argument_group("run")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--out", default=os.path.join("runs", "finetune"))
+    g.add_argument("--seed", type=int, default=0, help="one seed: the held-out slice, the batch order, new weights and dropout")
+    g.add_argument("--out", default=os.path.join("runs", "finetune"), help="directory for metrics, curves, best/ and the checkpoint")
     g.add_argument("--resume", metavar="DIR", help="continue the fine-tuning run saved in DIR")
     g.add_argument("--eval-only", action="store_true",
                    help="evaluate the --init model (a fine-tuned output) on --eval-data; print one JSON line")
     g.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: at epoch ends)")
-    g.add_argument("--eval-batch-size", type=int, default=64)
-    g.add_argument("--device", default="auto")
+    g.add_argument("--eval-batch-size", type=int, default=64, help="examples per batch when evaluating")
+    g.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N, mps")
     g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: autocast matmuls to bfloat16 (faster on GPUs and on CPUs with AVX-512 BF16 or AMX; "
                         "slower on CPUs without them)")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    g.add_argument("--quiet", action="store_true")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     if not args.resume and not args.eval_only:
         if not args.task or not args.data or not args.init:

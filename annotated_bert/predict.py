@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m annotated_bert.predict",
                                 description="Query a model trained by annotated_bert.train.")
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="the --out directory of a training run")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fill", help="predict the words hidden behind [MASK]")
     f.add_argument("text", help='e.g. "this movie was [MASK] good"')

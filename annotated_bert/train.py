@@ -123,7 +123,7 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="attention kernel: PyTorch's fused one, or the written-out one (same result, slower)")
 
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=4)
+    g.add_argument("--epochs", type=int, default=4, help="passes over the training samples")
     g.add_argument("--batch-size", type=int, default=12, help="samples per optimizer step, over all processes")
     g.add_argument("--lr", type=float, default=2e-3,
                    help="peak learning rate (the default suits the seed model; BERT-base used 1e-4)")
@@ -149,7 +149,7 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="run the training forward pass through torch.compile: about a minute of compiling "
                         "at the start, then faster steps (1.25x for the IMDb bert-mini pretraining on a "
                         "2-core CPU, fp32); may change between runs, like --device")
-    g.add_argument("--eval-batch-size", type=int, default=256)
+    g.add_argument("--eval-batch-size", type=int, default=256, help="samples per batch when validating (no gradients: can be large)")
     g.add_argument("--log-every", type=int, default=50, help="write a train record to metrics.jsonl every N steps")
     g.add_argument("--save-every", type=int, default=1000, help="also checkpoint every N steps (0: epoch ends only)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
