@@ -455,8 +455,9 @@ def train(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
     metrics_path = os.path.join(args.out, "metrics.jsonl")
     if is_main():
+        layers = f"{config.num_hidden_layers} layer" + ("s" if config.num_hidden_layers != 1 else "")
         print(f"model: preset {args.preset!r}, {model.num_parameters():,} parameters "
-              f"({config.num_hidden_layers} layers, hidden {config.hidden_size}, {config.num_attention_heads} heads); "
+              f"({layers}, hidden {config.hidden_size}, {config.num_attention_heads} heads); "
               f"device {device}, {world} process(es)")
         print(f"training: {len(ds):,} samples, {args.batch_size} per step, {steps_per_epoch:,} steps per epoch, "
               f"{args.epochs} epochs, peak lr {args.lr:g}, {warmup_steps} warmup steps")
