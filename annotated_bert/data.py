@@ -580,6 +580,10 @@ class IMDBBertDataset(PretrainingDataset):
         packed = layout == "packed"
         nsp = nsp and not packed
         vocab, remap = build_vocab(sentences, itos, ~is_val, min_freq, vocab, extra=(".",) if packed else ())
+        if len(vocab) <= len(SPECIAL_TOKENS):  # MLM would have no word to predict or to swap in
+            n_train = len(reviews) - n_val
+            raise DataError(f"the vocabulary has only the special tokens: no token appears {min_freq} times in the "
+                            f"{n_train} training review{'s' if n_train != 1 else ''}; use more reviews, or a lower --min-freq")
         sentences.ids = remap[sentences.ids]
         self.context_length, self.layout = L, layout
         why = "as given" if context_length else f"the {percentile:g}th percentile of sentence lengths"

@@ -225,6 +225,12 @@ def test_bad_slices(tiny_csv):
         read_reviews(tiny_csv, -1, 10)
 
 
+def test_a_vocabulary_of_special_tokens_only_is_an_error():
+    reviews = pd.DataFrame({"review": ["Every word here is new. Nothing repeats at all. Quite so."]})
+    with pytest.raises(DataError, match="no token appears 2 times in the 1 training review; .* lower --min-freq"):
+        IMDBBertDataset(reviews, nsp=False, verbose=False)
+
+
 def test_several_csvs_concatenate(tiny_csv):
     df = read_reviews([tiny_csv, tiny_csv], 50, 70)
     assert len(df) == 20
