@@ -185,7 +185,10 @@ def build_data(args: argparse.Namespace, vocab_tokens: list[str] | None = None) 
             wordpiece = WordPieceTokenizer.from_file(args.vocab)
         else:
             log(f"training a {args.vocab_size:,}-token WordPiece vocabulary on {len(reviews):,} reviews")
-            wordpiece = train_wordpiece(reviews["review"], vocab_size=args.vocab_size, show_progress=is_main())
+            try:
+                wordpiece = train_wordpiece(reviews["review"], vocab_size=args.vocab_size, show_progress=is_main())
+            except ValueError as e:  # too small for the alphabet
+                raise DataError(f"{e}; pass a larger --vocab-size") from None
         tokenizer, vocab = wordpiece.tokenize, Vocab(wordpiece.ids_to_tokens)
     return IMDBBertDataset(
         reviews, 0, None, tokenizer=tokenizer, vocab=vocab, min_freq=args.min_freq,
@@ -460,7 +463,7 @@ def train(args: argparse.Namespace) -> int:
               f"({layers}, hidden {config.hidden_size}, {config.num_attention_heads} heads); "
               f"device {device}, {world} process(es)")
         print(f"training: {len(ds):,} samples, {args.batch_size} per step, {steps_per_epoch:,} steps per epoch, "
-              f"{args.epochs} epochs, peak lr {args.lr:g}, {warmup_steps} warmup steps")
+              f"{args.epochs} epoch{'s' if args.epochs != 1 else ''}, peak lr {args.lr:g}, {warmup_steps} warmup steps")
         if state is None and os.path.exists(metrics_path):
             os.remove(metrics_path)  # a fresh run in an old directory starts a fresh log
         if state is not None:
