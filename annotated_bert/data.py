@@ -541,8 +541,8 @@ class IMDBBertDataset(PretrainingDataset):
                  min_freq: int = 2, percentile: float = 90, context_length: int | None = None,
                  layout: str = "walkthrough", nsp: bool = True, masking: str = "static",
                  mask_prob: float = 0.15, val_fraction: float = 0.1, seed: int = 0,
-                 verbose: bool = True):
-        log = print if verbose else (lambda *_: None)
+                 verbose: bool = True, progress: bool = True):
+        log = print if verbose else (lambda *_: None)  # progress: the tokenizing bar, when verbose
         if layout not in LAYOUTS:
             raise DataError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
         if not 0 <= val_fraction < 1:
@@ -557,7 +557,7 @@ class IMDBBertDataset(PretrainingDataset):
         rng = np.random.default_rng(seed)
 
         # 1. sentences, with the held-out reviews chosen by review, never by sample
-        sentences, itos = tokenize_reviews(reviews, tokenizer, progress=verbose)
+        sentences, itos = tokenize_reviews(reviews, tokenizer, progress=verbose and progress)
         per_review = np.bincount(sentences.review, minlength=len(reviews))
         if layout != "packed" and (per_review < 2).any():                 # packed: no pairs at all
             log(f"{int((per_review < 2).sum())} reviews have fewer than two sentences and give no NSP pairs")

@@ -206,10 +206,11 @@ def head_tail(ids: list[int], budget: int, truncation: str, head: int | None) ->
 
 
 def encode_classification(tok, a: list[str], b: list[str] | None, max_length: int, truncation: str,
-                          head: int | None) -> tuple[list[list[int]], list[list[int]]]:
+                          head: int | None, progress: bool = True) -> tuple[list[list[int]], list[list[int]]]:
     """[CLS] A [SEP] (or [CLS] A [SEP] B [SEP], the longer side truncated first) per example."""
     all_ids, all_types = [], []
-    for i, text in enumerate(tqdm(a, desc="tokenizing", unit=" texts", mininterval=1.0, leave=False)):
+    for i, text in enumerate(tqdm(a, desc="tokenizing", unit=" texts", mininterval=1.0, leave=False,
+                                  disable=not progress)):
         x = tok.encode(text)
         if b is None:
             x = head_tail(x, max_length - 2, truncation, head)
@@ -262,7 +263,8 @@ def build_task_data(task: str, path: str, tok, args, labels: list[str] | None, s
         if unknown:
             raise DataError(f"{path}: labels {sorted(unknown)[:5]} were not seen in training ({labels})")
         y = [labels.index(r) for r in raw]
-        ids, types = encode_classification(tok, a, b, args.max_length, args.truncation, args.head_tokens)
+        ids, types = encode_classification(tok, a, b, args.max_length, args.truncation, args.head_tokens,
+                                           progress=not args.quiet and is_main())
         data = TaskData(ids, types, y)
         order = np.arange(len(data))
 

@@ -186,7 +186,8 @@ def build_data(args: argparse.Namespace, vocab_tokens: list[str] | None = None) 
         else:
             log(f"training a {args.vocab_size:,}-token WordPiece vocabulary on {len(reviews):,} reviews")
             try:
-                wordpiece = train_wordpiece(reviews["review"], vocab_size=args.vocab_size, show_progress=is_main())
+                wordpiece = train_wordpiece(reviews["review"], vocab_size=args.vocab_size,
+                                            show_progress=is_main() and not args.quiet)
             except ValueError as e:  # too small for the alphabet
                 raise DataError(f"{e}; pass a larger --vocab-size") from None
         tokenizer, vocab = wordpiece.tokenize, Vocab(wordpiece.ids_to_tokens)
@@ -194,7 +195,7 @@ def build_data(args: argparse.Namespace, vocab_tokens: list[str] | None = None) 
         reviews, 0, None, tokenizer=tokenizer, vocab=vocab, min_freq=args.min_freq,
         percentile=args.percentile, context_length=args.context_length, layout=args.layout,
         nsp=not args.no_nsp, masking=args.masking, mask_prob=args.mask_prob,
-        val_fraction=args.val_fraction, seed=args.seed, verbose=is_main())
+        val_fraction=args.val_fraction, seed=args.seed, verbose=is_main(), progress=not args.quiet)
 
 
 def init_vocabulary(path: str) -> tuple[str, list[str]]:
