@@ -68,16 +68,29 @@ def read_squad(path: str | Path) -> list[SquadExample]:
     if not path.is_file():
         raise FileNotFoundError(f"SQuAD file not found: {path}. {SQUAD_HINT}")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        dataset = json.load(f)["data"]
-    examples = []
-    for article in dataset:
-        for paragraph in article["paragraphs"]:
-            for qa in paragraph["qas"]:
-                examples.append(SquadExample(
-                    id=qa["id"], title=article["title"], context=paragraph["context"],
-                    question=qa["question"], answers=[a["text"] for a in qa["answers"]],
-                    answer_starts=[a["answer_start"] for a in qa["answers"]]))
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            dataset = json.load(f)["data"]
+        examples = []
+        for article in dataset:
+            for paragraph in article["paragraphs"]:
+                for qa in paragraph["qas"]:
+                    examples.append(SquadExample(
+                        id=qa["id"], title=article["title"], context=paragraph["context"],
+                        question=qa["question"], answers=[a["text"] for a in qa["answers"]],
+                        answer_starts=[a["answer_start"] for a in qa["answers"]]))
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+        raise ValueError(f"{path} is not SQuAD JSON: {e}. {SQUAD_HINT}") from None
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path} is not in the SQuAD layout (missing or malformed {e}). {SQUAD_HINT}") from None
+    # an answer_start that does not point at the answer would train the model on the wrong span
+    wrong = [ex.id for ex in examples for text, start in zip(ex.answers, ex.answer_starts)
+             if ex.context[start:start + len(text)] != text]
+    if wrong:
+        n_answers = sum(len(ex.answers) for ex in examples)
+        raise ValueError(f"{path}: for {len(wrong)} of its {n_answers} answers the text is not at answer_start in "
+                         f"the context (question ids {', '.join(map(str, wrong[:3]))}{', ...' if len(wrong) > 3 else ''}); "
+                         "fix answer_start, the character offset of the answer in its context")
     return examples
 
 

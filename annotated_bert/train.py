@@ -182,7 +182,10 @@ def build_data(args: argparse.Namespace, vocab_tokens: list[str] | None = None) 
         if vocab_tokens:
             wordpiece = WordPieceTokenizer(vocab_tokens)
         elif args.vocab:
-            wordpiece = WordPieceTokenizer.from_file(args.vocab)
+            try:
+                wordpiece = WordPieceTokenizer.from_file(args.vocab)
+            except FileNotFoundError as e:
+                raise DataError(f"--vocab: {e}") from None
         else:
             log(f"training a {args.vocab_size:,}-token WordPiece vocabulary on {len(reviews):,} reviews")
             try:

@@ -235,6 +235,8 @@ class WordPieceTokenizer:
         """Load a BERT vocab.txt (one token per line; a directory holding vocab.txt also works)."""
         if os.path.isdir(vocab_path):
             vocab_path = os.path.join(vocab_path, "vocab.txt")
+        if not os.path.isfile(vocab_path):
+            raise FileNotFoundError(f"vocabulary not found: {vocab_path} (expected a BERT vocab.txt, one token per line)")
         with open(vocab_path, encoding="utf-8") as f:
             tokens = [line.rstrip("\n") for line in f]
         return cls(tokens, do_lower_case=do_lower_case, strip_accents=strip_accents,

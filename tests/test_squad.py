@@ -78,6 +78,20 @@ def test_read_squad_missing_file_says_where_to_get_it(tmp_path):
         read_squad(tmp_path / "dev-v1.1.json")
 
 
+@pytest.mark.parametrize("content, message", [
+    ('{"data": [', "is not SQuAD JSON: Expecting value"),
+    ('{"data": [{"title": "x"}]}', "not in the SQuAD layout (missing or malformed 'paragraphs')"),
+    (json.dumps({"data": [{"title": "x", "paragraphs": [{"context": "Denver won.", "qas": [
+        {"id": "q9", "question": "Who?", "answers": [{"text": "Denver", "answer_start": 3}]}]}]}]}),
+     "for 1 of its 1 answers the text is not at answer_start in the context (question ids q9); fix answer_start"),
+])
+def test_read_squad_bad_files_name_the_problem(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_squad(path)
+
+
 def test_split_by_article_explicit_indices(tmp_path):
     (tmp_path / "tiny.json").write_text(json.dumps(SQUAD_JSON))
     examples = read_squad(tmp_path / "tiny.json")

@@ -146,6 +146,8 @@ def test_out_of_range_flags_stop_before_reading_data(argv, message, capsys, tmp_
     (["--ds-from", "50", "--ds-to", "10"], "must be smaller than ds_to"),
     (["--ds-to", "100000"], "past the end"),
     (["--ds-to", "60", "--tokenizer", "wordpiece", "--vocab-size", "10"], "is too small: the 5 special tokens and the corpus's"),
+    (["--ds-to", "60", "--tokenizer", "wordpiece", "--vocab", "/nonexistent/vocab.txt"],
+     "--vocab: vocabulary not found: /nonexistent/vocab.txt"),
 ])
 def test_bad_input_is_one_clear_line(tiny_csv, argv, message, capsys, tmp_path):
     argv = ["--data", str(tiny_csv), "--out", str(tmp_path / "x"), "--quiet", *argv]
