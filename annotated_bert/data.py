@@ -583,7 +583,8 @@ class IMDBBertDataset(PretrainingDataset):
         if len(vocab) <= len(SPECIAL_TOKENS):  # MLM would have no word to predict or to swap in
             n_train = len(reviews) - n_val
             raise DataError(f"the vocabulary has only the special tokens: no token appears {min_freq} times in the "
-                            f"{n_train} training review{'s' if n_train != 1 else ''}; use more reviews, or a lower --min-freq")
+                            f"{n_train} training review{'s' if n_train != 1 else ''}; use more reviews, "
+                            "or a lower --min-freq")
         sentences.ids = remap[sentences.ids]
         self.context_length, self.layout = L, layout
         why = "as given" if context_length else f"the {percentile:g}th percentile of sentence lengths"

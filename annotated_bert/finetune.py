@@ -81,7 +81,7 @@ FINETUNE_RANGES = {
 }
 
 
-def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m annotated_bert.finetune",
                                 description=__doc__.split("\n\n")[0] + " See the module docstring or the README.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -133,8 +133,10 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="stop training after this many minutes (the schedule adapts), then evaluate")
 
     g = p.add_argument_group("run")
-    g.add_argument("--seed", type=int, default=0, help="one seed: the held-out slice, the batch order, new weights and dropout")
-    g.add_argument("--out", default=os.path.join("runs", "finetune"), help="directory for metrics, curves, best/ and the checkpoint")
+    g.add_argument("--seed", type=int, default=0,
+                   help="one seed: the held-out slice, the batch order, new weights and dropout")
+    g.add_argument("--out", default=os.path.join("runs", "finetune"),
+                   help="directory for metrics, curves, best/ and the checkpoint")
     g.add_argument("--resume", metavar="DIR", help="continue the fine-tuning run saved in DIR")
     g.add_argument("--eval-only", action="store_true",
                    help="evaluate the --init model (a fine-tuned output) on --eval-data; print one JSON line")
@@ -146,6 +148,11 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "slower on CPUs without them)")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     if not args.resume and not args.eval_only:
         if not args.task or not args.data or not args.init:

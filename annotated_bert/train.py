@@ -70,7 +70,7 @@ def check_ranges(p: argparse.ArgumentParser, args: argparse.Namespace, ranges: d
             p.error(f"--{name.replace('_', '-')} must be {what}, got {value}")
 
 
-def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m annotated_bert.train",
         description="Pretrain a BERT (MLM + NSP) from scratch on IMDb reviews. The defaults are the "
@@ -149,10 +149,16 @@ def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="run the training forward pass through torch.compile: about a minute of compiling "
                         "at the start, then faster steps (1.25x for the IMDb bert-mini pretraining on a "
                         "2-core CPU, fp32); may change between runs, like --device")
-    g.add_argument("--eval-batch-size", type=int, default=256, help="samples per batch when validating (no gradients: can be large)")
+    g.add_argument("--eval-batch-size", type=int, default=256,
+                   help="samples per batch when validating (no gradients: can be large)")
     g.add_argument("--log-every", type=int, default=50, help="write a train record to metrics.jsonl every N steps")
     g.add_argument("--save-every", type=int, default=1000, help="also checkpoint every N steps (0: epoch ends only)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.layout == "packed":
         args.no_nsp = True  # one text per sample: nothing to predict a next sentence for

@@ -30,3 +30,13 @@ def test_importing_the_package_loads_no_module_and_the_clis_run_once():
         run = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", f"annotated_bert.{cli}", "--help"],
                              capture_output=True, text=True)
         assert run.returncode == 0 and "usage:" in run.stdout and "Warning" not in run.stderr, (cli, run.stderr)
+
+
+@pytest.mark.parametrize("cli", ["train", "finetune"])
+def test_every_flag_explains_itself_and_every_range_names_a_flag(cli):
+    module = importlib.import_module(f"annotated_bert.{cli}")
+    parser = module.build_parser()
+    flags = {a.dest: a for a in parser._actions if a.dest != "help"}
+    assert [d for d, a in flags.items() if not a.help] == []
+    ranges = module.TRAIN_RANGES if cli == "train" else module.FINETUNE_RANGES
+    assert set(ranges) <= set(flags)
