@@ -357,6 +357,8 @@ def collate(d: TaskData, idx: Sequence[int], task: str, pad_id: int) -> dict[str
         types[row, :n] = torch.tensor(d.token_type_ids[i])
         mask[row, :n] = 1
     batch = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+    if not d.labels:  # unlabeled inputs (annotated_bert.predict): logits only
+        return batch
     if task in ("sentiment", "pair"):
         batch["labels"] = torch.tensor([d.labels[i] for i in idx])
     elif task == "ner":
@@ -373,27 +375,54 @@ def collate(d: TaskData, idx: Sequence[int], task: str, pad_id: int) -> dict[str
 # --------------------------------------------------------------------------------- evaluation
 
 @torch.no_grad()
-def evaluate(model, d: TaskData, task: str, labels: list[str], args, device, pad_id: int) -> dict[str, float]:
+def task_outputs(model, d: TaskData, task: str, batch_size: int, device, pad_id: int, precision: str = "fp32",
+                 progress: bool = False) -> tuple[list[torch.Tensor], float]:
+    """Every input's logits, in input order and cut to its length ((num_labels,), (T, num_labels)
+    or (T, 2) each, float32 on the CPU), and the summed loss (0 without labels). Under torchrun
+    each process runs every world-th input and all of them get every output."""
     was_training = model.training
     model.eval()
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     order = np.argsort([len(x) for x in d.input_ids], kind="stable")[rank::world]  # little padding
     loss_sum, outputs = 0.0, {}
-    for start in tqdm(range(0, len(order), args.eval_batch_size), desc="evaluating", leave=False,
-                      disable=args.quiet or not is_main(), mininterval=1.0):
-        idx = order[start:start + args.eval_batch_size]
+    for start in tqdm(range(0, len(order), batch_size), desc="evaluating", leave=False,
+                      disable=not progress or not is_main(), mininterval=1.0):
+        idx = order[start:start + batch_size]
         batch = {k: v.to(device) for k, v in collate(d, idx, task, pad_id).items()}
-        with autocast(device, args.precision):
+        with autocast(device, precision):
             out = model(**batch)
-        loss_sum += out.loss.item() * len(idx)
+        if out.loss is not None:
+            loss_sum += out.loss.item() * len(idx)
         for row, i in enumerate(idx):
             outputs[int(i)] = out.logits[row, :len(d.input_ids[i])].float().cpu()
     model.train(was_training)
-    if world > 1:  # every process gets every output, and computes the same metrics
+    if world > 1:
         parts = [None] * world
         dist.all_gather_object(parts, (loss_sum, outputs))
         loss_sum, outputs = sum(p[0] for p in parts), {i: o for p in parts for i, o in p[1].items()}
-    outputs = [outputs[i] for i in range(len(d))]
+    return [outputs[i] for i in range(len(d))], loss_sum
+
+
+def word_tags(outputs: list[torch.Tensor], d: TaskData, labels: list[str]) -> list[list[str]]:
+    """NER: one tag per word of each sentence, from its first piece's prediction ('O' where a word
+    has no piece left after truncation)."""
+    return [[labels[w] for w in ner.pieces_to_word_predictions(word_ids, o.argmax(-1).tolist(), n_words, fill=0)]
+            for o, word_ids, n_words in zip(outputs, d.word_ids, (len(g) for g in d.gold))]
+
+
+def qa_answers(outputs: list[torch.Tensor], d: TaskData, max_answer_length: int) -> dict[str, str]:
+    """QA: {question id: answer text}, the best span over each question's windows."""
+    # logits were cut to each input's length; the decoder expects the padded window length
+    pad = lambda x, f: np.pad(x.numpy(), (0, len(f.input_ids) - len(x)), constant_values=-1e9)
+    starts = [pad(o[:, 0], f) for o, f in zip(outputs, d.features)]
+    ends = [pad(o[:, 1], f) for o, f in zip(outputs, d.features)]
+    return squad.postprocess_predictions(d.gold, d.features, starts, ends, max_answer_length=max_answer_length)
+
+
+def evaluate(model, d: TaskData, task: str, labels: list[str], args, device, pad_id: int) -> dict[str, float]:
+    """The validation loss and the task's metrics (every process computes the same ones)."""
+    outputs, loss_sum = task_outputs(model, d, task, args.eval_batch_size, device, pad_id, args.precision,
+                                     progress=not args.quiet)
     metrics = {"loss": loss_sum / max(len(d), 1)}
     if task in ("sentiment", "pair"):
         pred = np.array([int(o.argmax()) for o in outputs])
@@ -403,20 +432,10 @@ def evaluate(model, d: TaskData, task: str, labels: list[str], args, device, pad
             tp = int(((pred == 1) & (gold == 1)).sum())
             metrics["f1"] = 2 * tp / max(int((pred == 1).sum()) + int((gold == 1).sum()), 1)
     elif task == "ner":
-        pred_tags = []
-        for o, word_ids, gold in zip(outputs, d.word_ids, d.gold):
-            words = ner.pieces_to_word_predictions(word_ids, o.argmax(-1).tolist(), n_words=len(gold), fill=0)
-            pred_tags.append([labels[w] for w in words])
-        scores = ner.entity_scores(d.gold, pred_tags, scheme=args.ner_scheme)
+        scores = ner.entity_scores(d.gold, word_tags(outputs, d, labels), scheme=args.ner_scheme)
         metrics |= {k: scores[k] for k in ("precision", "recall", "f1")}
     else:
-        # logits were cut to each input's length; the decoder expects the padded window length
-        pad = lambda x, f: np.pad(x.numpy(), (0, len(f.input_ids) - len(x)), constant_values=-1e9)
-        starts = [pad(o[:, 0], f) for o, f in zip(outputs, d.features)]
-        ends = [pad(o[:, 1], f) for o, f in zip(outputs, d.features)]
-        predictions = squad.postprocess_predictions(d.gold, d.features, starts, ends,
-                                                    max_answer_length=args.max_answer_length)
-        scores = squad.squad_evaluate(d.gold, predictions)
+        scores = squad.squad_evaluate(d.gold, qa_answers(outputs, d, args.max_answer_length))
         metrics |= {"exact_match": scores["exact_match"] / 100, "f1": scores["f1"] / 100}
     return metrics
 
