@@ -47,6 +47,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -307,7 +308,8 @@ def build_task_data(task: str, path: str, tok, args, labels: list[str] | None, s
                                                       seed=args.seed)
         if limit:
             examples = examples[:limit]
-        return qa_data(examples, tok, args), (qa_data(val_ex, tok, args) if val_ex else None), ["start", "end"]
+        qa = lambda ex: qa_data(ex, tok, args.max_length, args.doc_stride)
+        return qa(examples), (qa(val_ex) if val_ex else None), ["start", "end"]
 
     if not hold_out:
         return data, None, labels
@@ -316,13 +318,15 @@ def build_task_data(task: str, path: str, tok, args, labels: list[str] | None, s
     return subset(data, order[n_val:]), subset(data, np.sort(order[:n_val])), labels
 
 
-def qa_data(examples: list, tok, args) -> TaskData:
+def qa_data(examples: list, tok, max_length: int, doc_stride: int, labeled: bool = True) -> TaskData:
+    """SQuAD examples -> one input per passage window; `labeled`: with the answer span as the target."""
     feats = squad.make_features(examples, tok.tokenize_with_offsets, tok.cls_token_id, tok.sep_token_id,
-                                tok.pad_token_id, tok.convert_tokens_to_ids, max_length=args.max_length,
-                                doc_stride=args.doc_stride)
+                                tok.pad_token_id, tok.convert_tokens_to_ids, max_length=max_length,
+                                doc_stride=doc_stride)
     return TaskData([f.input_ids[:sum(f.attention_mask)] for f in feats],
                     [f.token_type_ids[:sum(f.attention_mask)] for f in feats],
-                    [(f.start_position, f.end_position) for f in feats], gold=list(examples), features=feats)
+                    [(f.start_position, f.end_position) for f in feats] if labeled else [],
+                    gold=list(examples), features=feats)
 
 
 def subset(d: TaskData, idx: np.ndarray) -> TaskData:
@@ -563,19 +567,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             dist.destroy_process_group()
 
 
-def eval_only(args) -> int:
-    meta_path = os.path.join(args.init, FINETUNE_META)
+def read_finetune_meta(directory: str) -> dict:
+    """A fine-tuned output's settings (finetune.json): task, labels, tokenizer, max_length, ..."""
+    meta_path = os.path.join(directory, FINETUNE_META)
     if not os.path.exists(meta_path):
-        raise CheckpointError(f"{args.init} is not a fine-tuned output (no {FINETUNE_META}); pass OUT/best")
+        raise CheckpointError(f"{directory} is not a fine-tuned output (no {FINETUNE_META}); pass OUT/best")
     with open(meta_path) as f:
-        meta = json.load(f)
+        return json.load(f)
+
+
+def load_finetuned(directory: str, device: str | torch.device = "cpu") -> tuple[BertPreTrainedModel, Any, dict]:
+    """A fine-tuned output (OUT/best): its task model (on `device`, in eval mode), its tokenizer
+    and its settings."""
+    meta = read_finetune_meta(directory)
+    n_labels = {} if meta["task"] == "qa" else {"num_labels": len(meta["labels"])}
+    model = task_model_class(meta["task"]).from_pretrained(directory, **n_labels).to(device).eval()
+    return model, load_tokenizer(directory), meta
+
+
+def eval_only(args) -> int:
+    meta = read_finetune_meta(args.init)
     for k in ("task", "max_length", "truncation", "head_tokens", "ner_scheme", "doc_stride"):
         setattr(args, k, meta.get(k, getattr(args, k)))
     device = setup_device(args.device, args.precision)
-    tok = load_tokenizer(args.init)
+    model, tok, _ = load_finetuned(args.init, device)
     d, _, labels = build_task_data(args.task, args.eval_data, tok, args, meta["labels"], split="eval")
-    model = task_model_class(args.task).from_pretrained(
-        args.init, **({} if args.task == "qa" else {"num_labels": len(meta["labels"])})).to(device)
     metrics = evaluate(model, d, args.task, labels, args, device, tok.pad_token_id)
     if is_main():
         print(json.dumps({"task": args.task, "eval_data": args.eval_data, "n": len(d), **metrics}, sort_keys=True))

@@ -14,7 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annotated_bert import finetune
+from annotated_bert import finetune, predict
+from annotated_bert.data import DataError
+from annotated_bert.ner import convert_tags, entity_scores, read_conll
+from annotated_bert.predict import TaskPredictor
+from annotated_bert.squad import read_squad
 from annotated_bert.checkpoints import load_training_checkpoint
 from annotated_bert.io import read_jsonl
 from annotated_bert.wordpiece import train_wordpiece
@@ -110,7 +114,7 @@ def test_length_grouped_batches_cover_every_example_once():
     assert pad(batches) < 0.3 * pad([shuffled[i:i + 16] for i in range(0, 1000, 16)])
 
 
-def test_sentiment_learns_saves_and_evaluates(sentiment_csv, tmp_path, capsys):
+def test_sentiment_learns_saves_evaluates_and_predicts(sentiment_csv, tmp_path, capsys):
     out = tmp_path / "sent"
     assert finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), "--out", str(out), *TINY,
                           "--epochs", "6", "--lr", "1e-3"]) == 0
@@ -126,6 +130,19 @@ def test_sentiment_learns_saves_and_evaluates(sentiment_csv, tmp_path, capsys):
     assert finetune.main(["--eval-only", "--init", str(out / "best"), "--eval-data", str(sentiment_csv), "--quiet"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["task"] == "sentiment" and line["n"] == 240 and line["accuracy"] >= 0.9
+    # inference on unlabeled text: the same predictions as the evaluation, and a labeled copy of a CSV
+    predictor = TaskPredictor.load(str(out / "best"))
+    assert [label for label, _ in predictor.classify(["the film was great .", "an awful plot ."])] == ["positive",
+                                                                                                   "negative"]
+    scored = tmp_path / "scored.csv"
+    assert predict.main(["--checkpoint", str(out / "best"), "classify", "--file", str(sentiment_csv),
+                         "--out", str(scored)]) == 0
+    df = pd.read_csv(scored)
+    assert list(df.columns) == ["review", "sentiment", "prediction", "probability"] and len(df) == 240
+    assert (df["prediction"] == df["sentiment"]).mean() == pytest.approx(line["accuracy"])
+    assert ((0.5 <= df["probability"]) & (df["probability"] <= 1)).all()
+    with pytest.raises(DataError, match="fine-tuned for 'sentiment', not for 'ner'"):
+        predictor.tag("John lives in Paris")
 
 
 def test_pair_task_reads_glue_tsv(tmp_path):
@@ -144,7 +161,7 @@ def test_pair_task_reads_glue_tsv(tmp_path):
     assert 0 <= val["accuracy"] <= 1 and 0 <= val["f1"] <= 1
 
 
-def test_ner_learns_entities(conll_file, tmp_path):
+def test_ner_learns_entities(conll_file, tmp_path, capsys):
     out = tmp_path / "ner"
     assert finetune.main(["--task", "ner", "--data", str(conll_file), "--out", str(out), *TINY,
                           "--epochs", "8", "--lr", "2e-3"]) == 0
@@ -153,6 +170,17 @@ def test_ner_learns_entities(conll_file, tmp_path):
     assert max(r["f1"] for r in val) > 0.8
     meta = json.loads((out / "best" / "finetune.json").read_text())
     assert meta["labels"] == ["O", "B-LOC", "B-PER", "I-LOC"] or meta["labels"][0] == "O"
+    # tag(): the best model's word tags score the entity F1 its evaluation recorded
+    best = max(val, key=lambda r: r["f1"])
+    sentences = read_conll(conll_file)
+    tagged = TaskPredictor.load(str(out / "best")).tag([s.words for s in sentences])
+    assert [w for w, _ in tagged[0]] == sentences[0].words
+    gold = [convert_tags(s.tags, "IOB1", "BIO") for s in sentences]
+    f1 = entity_scores(gold, [[t for _, t in sentence] for sentence in tagged], scheme="BIO")["f1"]
+    assert f1 > 0.8 and best["f1"] > 0.8  # the validation slice is a tenth of these sentences
+    capsys.readouterr()
+    assert predict.main(["--checkpoint", str(out / "best"), "tag", "Mary lives in Oslo ."]) == 0
+    assert capsys.readouterr().out.split()[1:] == ["lives/O", "in/O", "Oslo/B-LOC", "./O"]
 
 
 def test_qa_with_a_wordpiece_vocabulary(squad_file, tmp_path):
@@ -166,6 +194,15 @@ def test_qa_with_a_wordpiece_vocabulary(squad_file, tmp_path):
                           "--vocab", str(vocab_dir / "vocab.txt"), "--epochs", "1", "--doc-stride", "8"]) == 0
     val = [r for r in read_jsonl(out / "metrics.jsonl") if r["split"] == "val"][-1]
     assert 0 <= val["exact_match"] <= 1 and 0 <= val["f1"] <= 1
+    # answer(): a span of the passage, the one the evaluation decodes for the same question
+    examples = read_squad(squad_file)
+    predictor = TaskPredictor.load(str(out / "best"))
+    answers = {ex.id: predictor.answer(ex.question, ex.context) for ex in examples}
+    assert all(a in ex.context for ex, a in zip(examples, answers.values()))
+    model, tok, meta = finetune.load_finetuned(str(out / "best"))
+    d = finetune.qa_data(examples, tok, meta["max_length"], meta["doc_stride"])
+    outputs, _ = finetune.task_outputs(model, d, "qa", 7, "cpu", tok.pad_token_id)
+    assert answers == finetune.qa_answers(outputs, d, max_answer_length=30)
 
 
 def test_qa_needs_wordpiece(squad_file, tmp_path, capsys):

@@ -56,3 +56,5 @@ def test_cli(checkpoint, capsys):
     with pytest.raises(SystemExit):
         predict.main(["--checkpoint", checkpoint, "fill", "the [MASK] was great", "--top-k", "0"])
     assert "--top-k must be at least 1, got 0" in capsys.readouterr().err
+    assert predict.main(["--checkpoint", checkpoint, "classify", "a text"]) == 2
+    assert "is not a fine-tuned model (no finetune.json)" in capsys.readouterr().err
