@@ -15,6 +15,7 @@ _HOME = {
     "BertConfig": "config", "PRESETS": "config", "preset": "config",
     "BertModel": "model", "BertForPreTraining": "model", "BertForSequenceClassification": "model",
     "BertForTokenClassification": "model", "BertForQuestionAnswering": "model",
+    "ElectraForPreTraining": "electra",
     "Vocab": "tokenization", "WordTokenizer": "tokenization", "basic_english": "tokenization",
     "WordPieceTokenizer": "wordpiece", "train_wordpiece": "wordpiece",
     "IMDBBertDataset": "data", "read_reviews": "data",

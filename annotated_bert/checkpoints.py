@@ -73,6 +73,10 @@ def load_pretrained_for_inference(directory: str, device: str | torch.device = "
     from annotated_bert.model import BertForPreTraining
 
     state = load_training_checkpoint(directory, device)
+    if state.get("args", {}).get("objective") == "electra":
+        raise CheckpointError(f"{directory} is an ELECTRA run: its encoder was trained to detect replaced tokens "
+                              f"and has no MLM or NSP head to query; fine-tune it "
+                              f"(python -m annotated_bert.finetune --init {directory}) or take its features")
     model = BertForPreTraining(BertConfig.from_dict(state["config"]))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), Vocab(state["vocab"]), state["data"]

@@ -33,8 +33,8 @@ from annotated_bert.data import TEXT_COLUMNS, DataError, encode_for_model, pick_
 from annotated_bert.finetune import (FINETUNE_META, TaskData, encode_classification, load_finetuned, qa_answers,
                                      qa_data, task_outputs, word_tags)
 from annotated_bert.io import atomic_write_text
-from annotated_bert.squad import SquadExample
 from annotated_bert.model import BertForPreTraining
+from annotated_bert.squad import SquadExample
 from annotated_bert.tokenization import Vocab, WordTokenizer
 from annotated_bert.wordpiece import WordPieceTokenizer
 

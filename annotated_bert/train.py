@@ -1,4 +1,5 @@
-"""Pretrain BERT on IMDb reviews with masked language modelling + next-sentence prediction.
+"""Pretrain BERT on IMDb reviews with masked language modelling + next-sentence prediction (or,
+with `--objective electra`, ELECTRA's replaced-token detection: annotated_bert/electra.py).
 
     python -m annotated_bert.train --data ../shared/data/imdb_train.csv.gz      # the walkthrough's run
     python -m annotated_bert.train --resume runs/pretrain                        # continue exactly
@@ -36,6 +37,7 @@ from tqdm.auto import tqdm
 from annotated_bert.checkpoints import CheckpointError, load_training_checkpoint, save_training_checkpoint
 from annotated_bert.config import PRESETS, BertConfig, preset
 from annotated_bert.data import LAYOUTS, DataError, IMDBBertDataset, PretrainingDataset, read_reviews, resolve_data
+from annotated_bert.electra import GENERATOR_FRACTION, RTD_WEIGHT, ElectraForPreTraining, generator_config
 from annotated_bert.io import append_jsonl, drop_records_after, read_jsonl
 from annotated_bert.model import BertForPreTraining
 from annotated_bert.tokenization import Vocab, basic_english
@@ -59,6 +61,7 @@ TRAIN_RANGES = {
     "epochs": at_least(1), "batch_size": at_least(1), "lr": POSITIVE, "warmup": at_least(0),
     "weight_decay": at_least(0), "clip": POSITIVE, "nsp_weight": at_least(0), "budget_minutes": POSITIVE,
     "eval_batch_size": at_least(1), "log_every": at_least(1), "save_every": at_least(0),
+    "generator_size": ((lambda x: 0 < x <= 1), "in (0, 1]"), "rtd_weight": POSITIVE,
 }
 
 
@@ -110,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("model")
     g.add_argument("--preset", default="seed", help=f"model size: {', '.join(PRESETS)}")
+    g.add_argument("--objective", choices=("mlm", "electra"), default="mlm",
+                   help="mlm: BERT's masked language modelling (+ NSP unless --no-nsp); electra: a small "
+                        "generator fills the masked positions and the model (the discriminator, --preset) "
+                        "learns from every token whether it was replaced (Clark et al. 2020); no NSP")
+    g.add_argument("--generator-size", type=float, default=GENERATOR_FRACTION,
+                   help="with --objective electra: the generator's width, heads and feed-forward as a "
+                        "fraction of the model's")
+    g.add_argument("--rtd-weight", type=float, default=RTD_WEIGHT,
+                   help="with --objective electra: loss = generator MLM loss + RTD_WEIGHT * replaced-token loss")
     g.add_argument("--init", metavar="PATH",
                    help="continued pretraining: start from a Hugging Face BERT directory or a training run's "
                         "directory, with its own vocabulary (replaces --preset and --tokenizer); NSP is trained "
@@ -160,8 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
 def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
-    if args.layout == "packed":
-        args.no_nsp = True  # one text per sample: nothing to predict a next sentence for
+    if args.layout == "packed" or args.objective == "electra":
+        args.no_nsp = True  # packed: one text per sample, nothing to predict a next sentence for
+    if args.objective == "electra" and args.init:
+        p.error("--objective electra starts from random weights (a generator and a discriminator); "
+                "--init continues MLM pretraining")
     if args.preset not in PRESETS:
         p.error(f"unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}")
     if args.ds_to == -1:
@@ -268,28 +283,40 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
 @torch.no_grad()
 def evaluate(model: BertForPreTraining, ds: PretrainingDataset, batch_size: int, device: torch.device,
              precision: str = "fp32") -> dict[str, float]:
-    """Held-out MLM loss and accuracy (over masked positions only) and NSP loss and accuracy."""
+    """Held-out MLM loss and accuracy (over masked positions only) and NSP loss and accuracy; for
+    ELECTRA the generator's MLM and the discriminator's replaced-token loss and accuracy (over real
+    tokens; the generator's samples are drawn from a fixed seed, so every evaluation sees the same)."""
     was_training = model.training
     model.eval()
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-    sums = [0.0] * 6  # mlm loss sum, mlm correct, masked count, nsp loss sum, nsp correct, pairs
-    for start in range(rank * batch_size, len(ds), world * batch_size):
-        batch = {k: v.to(device) for k, v in ds.batch(torch.arange(start, min(start + batch_size, len(ds)))).items()}
-        with autocast(device, precision):
-            out = model(**batch)
-        targets = batch["mlm_labels"][batch["mlm_labels"] != -100]
-        sums[0] += F.cross_entropy(out.mlm_logits.float(), targets, reduction="sum").item()
-        sums[1] += (out.mlm_logits.argmax(-1) == targets).sum().item()
-        sums[2] += len(targets)
-        if "nsp_labels" in batch:
-            sums[3] += F.cross_entropy(out.nsp_logits.float(), batch["nsp_labels"], reduction="sum").item()
-            sums[4] += (out.nsp_logits.argmax(-1) == batch["nsp_labels"]).sum().item()
-            sums[5] += len(batch["nsp_labels"])
-    s = all_reduce_sum(sums, device)
+    sums = [0.0] * 8  # mlm loss sum, mlm correct, masked count, nsp loss sum, nsp correct, pairs, rtd loss, rtd correct
+    tokens = 0.0      # real tokens (the rtd denominator)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(rank)
+        for start in range(rank * batch_size, len(ds), world * batch_size):
+            batch = {k: v.to(device) for k, v in ds.batch(torch.arange(start, min(start + batch_size, len(ds)))).items()}
+            with autocast(device, precision):
+                out = model(**batch)
+            targets = batch["mlm_labels"][batch["mlm_labels"] != -100]
+            sums[0] += F.cross_entropy(out.mlm_logits.float(), targets, reduction="sum").item()
+            sums[1] += (out.mlm_logits.argmax(-1) == targets).sum().item()
+            sums[2] += len(targets)
+            if "nsp_labels" in batch:
+                sums[3] += F.cross_entropy(out.nsp_logits.float(), batch["nsp_labels"], reduction="sum").item()
+                sums[4] += (out.nsp_logits.argmax(-1) == batch["nsp_labels"]).sum().item()
+                sums[5] += len(batch["nsp_labels"])
+            if getattr(out, "rtd_loss", None) is not None:
+                n = batch["attention_mask"].sum().item()
+                sums[6] += out.rtd_loss.item() * n
+                sums[7] += out.rtd_acc.item() * n
+                tokens += n
+    s = all_reduce_sum(sums + [tokens], device)
     model.train(was_training)
     metrics = {"mlm_loss": s[0] / max(s[2], 1), "mlm_acc": s[1] / max(s[2], 1)}
     if s[5]:
         metrics |= {"nsp_loss": s[3] / s[5], "nsp_acc": s[4] / s[5]}
+    if s[8]:
+        metrics |= {"rtd_loss": s[6] / s[8], "rtd_acc": s[7] / s[8]}
     return metrics
 
 
@@ -328,7 +355,7 @@ def plot_losses(metrics_path: str, png_path: str) -> None:
     from annotated_bert.io import atomic_write
 
     records = read_jsonl(metrics_path)
-    tasks = ["mlm"] + (["nsp"] if any("nsp_loss" in r for r in records) else [])   # MLM-only runs: one panel
+    tasks = ["mlm"] + [t for t in ("nsp", "rtd") if any(f"{t}_loss" in r for r in records)]  # MLM only: one panel
     fig = Figure(figsize=(5.5 * len(tasks), 4))
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     for ax, task in zip(axes, tasks):
@@ -336,7 +363,8 @@ def plot_losses(metrics_path: str, png_path: str) -> None:
             pts = [(r["step"], r[f"{task}_loss"]) for r in records if r["split"] == split and f"{task}_loss" in r]
             if pts:
                 ax.plot(*zip(*pts), style, label=split, alpha=0.8 if split == "train" else 1.0)
-        ax.set(title=f"{task.upper()} loss", xlabel="optimizer step", ylabel="cross-entropy")
+        title = {"mlm": "MLM loss", "nsp": "NSP loss", "rtd": "replaced-token detection loss (ELECTRA)"}[task]
+        ax.set(title=title, xlabel="optimizer step", ylabel="cross-entropy")
         if task == "nsp":
             ax.axhline(math.log(2), color="gray", ls=":", label="chance (ln 2)")
         ax.legend()
@@ -430,17 +458,16 @@ def train(args: argparse.Namespace) -> int:
     local_batch = args.batch_size // world
 
     # ---- model
-    if state is not None:            # resume: the run's own architecture (weights are loaded below)
-        config = BertConfig.from_dict(state["config"])
-        model = BertForPreTraining(config)
-    elif init_model is not None:     # continued pretraining
+    electra = getattr(args, "objective", "mlm") == "electra"  # (checkpoints older than the flag: mlm)
+    if init_model is not None:       # continued pretraining
         model, config = init_model, init_model.config
-    else:
+    else:                            # from scratch, or a resume's own architecture (weights are loaded below)
         positions = {"position_embedding_type": args.positions} if args.positions else {}
-        config = preset(args.preset, vocab_size=len(ds.vocab), pad_token_id=ds.special.pad,
-                        max_position_embeddings=max(512, ds.seq_len), attn_implementation=args.attn,
-                        **dropout, **positions)
-        model = BertForPreTraining(config)
+        config = BertConfig.from_dict(state["config"]) if state is not None else preset(
+            args.preset, vocab_size=len(ds.vocab), pad_token_id=ds.special.pad,
+            max_position_embeddings=max(512, ds.seq_len), attn_implementation=args.attn, **dropout, **positions)
+        model = (ElectraForPreTraining(config, args.generator_size, args.rtd_weight) if electra
+                 else BertForPreTraining(config))
     if ds.seq_len > config.max_position_embeddings:
         raise DataError(f"sequences of {ds.seq_len} tokens exceed the model's {config.max_position_embeddings} "
                         f"positions; lower --context-length")
@@ -461,7 +488,7 @@ def train(args: argparse.Namespace) -> int:
     if world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=args.no_nsp)  # the NSP head gets no gradient without NSP
+            find_unused_parameters=args.no_nsp)  # the NSP head (ELECTRA: the pooler) gets no gradient
     # compiled: the same module and weights (checkpoints and evaluation use `model` as it is)
     forward = torch.compile(ddp_model) if args.compile else ddp_model
 
@@ -472,6 +499,11 @@ def train(args: argparse.Namespace) -> int:
         print(f"model: preset {args.preset!r}, {model.num_parameters():,} parameters "
               f"({layers}, hidden {config.hidden_size}, {config.num_attention_heads} heads); "
               f"device {device}, {world} process(es)")
+        if electra:
+            gen = generator_config(config, args.generator_size)
+            print(f"ELECTRA: the model above is the discriminator ({model.bert.num_parameters():,} parameters, "
+                  f"what fine-tuning keeps); the generator is {gen.num_hidden_layers} layers of hidden "
+                  f"{gen.hidden_size} on the shared embeddings; loss = mlm + {args.rtd_weight:g} * rtd")
         print(f"training: {len(ds):,} samples, {args.batch_size} per step, {steps_per_epoch:,} steps per epoch, "
               f"{args.epochs} epoch{'s' if args.epochs != 1 else ''}, peak lr {args.lr:g}, {warmup_steps} warmup steps")
         if state is None and os.path.exists(metrics_path):
@@ -518,6 +550,8 @@ def train(args: argparse.Namespace) -> int:
                        initial=step_in_epoch, total=steps_per_epoch, disable=args.quiet or not is_main(),
                        dynamic_ncols=True)
             window = {"loss": 0.0, "mlm_loss": 0.0, "nsp_loss": 0.0, "mlm_acc": 0.0, "nsp_acc": 0.0, "n": 0}
+            if electra:
+                window |= {"rtd_loss": 0.0, "rtd_acc": 0.0}
             t0, epoch_samples, epoch_t0 = time.perf_counter(), 0, time.perf_counter()
             out_of_time = False
             for step_in_epoch in bar:
@@ -532,7 +566,7 @@ def train(args: argparse.Namespace) -> int:
                          for k, v in ds.batch(order[first:first + local_batch]).items()}
                 with autocast(device, args.precision):
                     out = forward(**batch)
-                loss = out.mlm_loss + (args.nsp_weight * out.nsp_loss if out.nsp_loss is not None else 0.0)
+                loss = out.loss if out.nsp_loss is None else out.mlm_loss + args.nsp_weight * out.nsp_loss
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
@@ -557,6 +591,9 @@ def train(args: argparse.Namespace) -> int:
                     if out.nsp_loss is not None:
                         window["nsp_loss"] += out.nsp_loss.item()
                         window["nsp_acc"] += (out.nsp_logits.argmax(-1) == batch["nsp_labels"]).float().mean().item()
+                    if electra:
+                        window["rtd_loss"] += out.rtd_loss.item()
+                        window["rtd_acc"] += out.rtd_acc.item()
                 epoch_samples += args.batch_size
                 global_step = epoch * steps_per_epoch + step_in_epoch + 1
                 if global_step % args.log_every == 0 or step_in_epoch == steps_per_epoch - 1:
@@ -567,6 +604,7 @@ def train(args: argparse.Namespace) -> int:
                     sps = n * args.batch_size / (time.perf_counter() - t0)
                     bar.set_postfix(loss=f"{avg['loss']:.3f}", mlm=f"{avg['mlm_loss']:.3f}",
                                     **({"nsp": f"{avg['nsp_loss']:.3f}"} if not args.no_nsp else {}),
+                                    **({"rtd": f"{avg['rtd_loss']:.3f}"} if electra else {}),
                                     lr=f"{lr:.2e}")
                     if is_main():
                         append_jsonl(metrics_path, {"epoch": epoch + 1, "step": global_step, "split": "train",

