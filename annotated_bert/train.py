@@ -289,8 +289,9 @@ def evaluate(model: BertForPreTraining, ds: PretrainingDataset, batch_size: int,
     was_training = model.training
     model.eval()
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-    sums = [0.0] * 8  # mlm loss sum, mlm correct, masked count, nsp loss sum, nsp correct, pairs, rtd loss, rtd correct
-    tokens = 0.0      # real tokens (the rtd denominator)
+    # mlm loss sum, mlm correct, masked count, nsp loss sum, nsp correct, pairs, rtd loss, rtd correct, replaced
+    sums = [0.0] * 9
+    tokens = 0.0  # real tokens (the denominator of the last three)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(rank)
         for start in range(rank * batch_size, len(ds), world * batch_size):
@@ -309,14 +310,15 @@ def evaluate(model: BertForPreTraining, ds: PretrainingDataset, batch_size: int,
                 n = batch["attention_mask"].sum().item()
                 sums[6] += out.rtd_loss.item() * n
                 sums[7] += out.rtd_acc.item() * n
+                sums[8] += out.replaced_frac.item() * n
                 tokens += n
     s = all_reduce_sum(sums + [tokens], device)
     model.train(was_training)
     metrics = {"mlm_loss": s[0] / max(s[2], 1), "mlm_acc": s[1] / max(s[2], 1)}
     if s[5]:
         metrics |= {"nsp_loss": s[3] / s[5], "nsp_acc": s[4] / s[5]}
-    if s[8]:
-        metrics |= {"rtd_loss": s[6] / s[8], "rtd_acc": s[7] / s[8]}
+    if s[9]:
+        metrics |= {"rtd_loss": s[6] / s[9], "rtd_acc": s[7] / s[9], "rtd_replaced": s[8] / s[9]}
     return metrics
 
 
@@ -348,6 +350,12 @@ def precision_warning(device: torch.device, precision: str, cpuinfo: str = "/pro
             "CPU; use --precision fp32 here")
 
 
+def binary_entropy(p: float) -> float:
+    """-p ln p - (1 - p) ln(1 - p): the cross-entropy of always predicting p, the best a
+    discriminator that ignores its input can do when a share p of the tokens is replaced."""
+    return 0.0 if p <= 0 or p >= 1 else -p * math.log(p) - (1 - p) * math.log(1 - p)
+
+
 def plot_losses(metrics_path: str, png_path: str) -> None:
     """Training and validation losses against steps, written atomically as a PNG."""
     from matplotlib.figure import Figure  # no pyplot: leaves the caller's (e.g. a notebook's) backend alone
@@ -367,6 +375,11 @@ def plot_losses(metrics_path: str, png_path: str) -> None:
         ax.set(title=title, xlabel="optimizer step", ylabel="cross-entropy")
         if task == "nsp":
             ax.axhline(math.log(2), color="gray", ls=":", label="chance (ln 2)")
+        if task == "rtd":  # the loss of one constant guess, the replaced share: below it, the model reads context
+            pts = [(r["step"], binary_entropy(r["rtd_replaced"])) for r in records
+                   if r["split"] == "train" and "rtd_replaced" in r]
+            if pts:
+                ax.plot(*zip(*pts), color="gray", ls=":", label="constant guess (entropy of the replaced share)")
         ax.legend()
     fig.tight_layout()
     atomic_write(png_path, lambda f: fig.savefig(f, format="png", dpi=110))
@@ -551,7 +564,7 @@ def train(args: argparse.Namespace) -> int:
                        dynamic_ncols=True)
             window = {"loss": 0.0, "mlm_loss": 0.0, "nsp_loss": 0.0, "mlm_acc": 0.0, "nsp_acc": 0.0, "n": 0}
             if electra:
-                window |= {"rtd_loss": 0.0, "rtd_acc": 0.0}
+                window |= {"rtd_loss": 0.0, "rtd_acc": 0.0, "rtd_replaced": 0.0}
             t0, epoch_samples, epoch_t0 = time.perf_counter(), 0, time.perf_counter()
             out_of_time = False
             for step_in_epoch in bar:
@@ -594,6 +607,7 @@ def train(args: argparse.Namespace) -> int:
                     if electra:
                         window["rtd_loss"] += out.rtd_loss.item()
                         window["rtd_acc"] += out.rtd_acc.item()
+                        window["rtd_replaced"] += out.replaced_frac.item()
                 epoch_samples += args.batch_size
                 global_step = epoch * steps_per_epoch + step_in_epoch + 1
                 if global_step % args.log_every == 0 or step_in_epoch == steps_per_epoch - 1:

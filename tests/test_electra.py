@@ -2,6 +2,8 @@
 reads and is trained to predict, the shared embeddings, and a run of the training CLI whose
 discriminator fine-tuning then loads."""
 
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -89,6 +91,17 @@ def test_embeddings_are_shared_and_samples_carry_no_gradient():
     assert model.bert.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
 
 
+def test_constant_guess_loss_is_the_binary_entropy():
+    """The plot's baseline: always predicting the replaced share p costs the entropy of p."""
+    assert train.binary_entropy(0.5) == pytest.approx(math.log(2))
+    assert train.binary_entropy(0.0) == train.binary_entropy(1.0) == 0.0
+    replaced = (torch.rand(10_000, generator=torch.Generator().manual_seed(0)) < 0.14).float()
+    p = replaced.mean().item()
+    constant = torch.full_like(replaced, math.log(p / (1 - p)))  # the logit of p
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(constant, replaced).item()
+    assert bce == pytest.approx(train.binary_entropy(p), rel=1e-5)
+
+
 def test_training_cli_learns_and_fine_tuning_loads_the_discriminator(tiny_csv, tmp_path, capsys):
     out = tmp_path / "electra"
     assert train.main(["--data", str(tiny_csv), "--ds-to", "60", "--out", str(out), "--objective", "electra",
@@ -97,7 +110,8 @@ def test_training_cli_learns_and_fine_tuning_loads_the_discriminator(tiny_csv, t
     assert "ELECTRA: the model above is the discriminator" in capsys.readouterr().out
     records = read_jsonl(out / "metrics.jsonl")
     val = [r for r in records if r["split"] == "val"]
-    assert len(val) == 4 and all({"mlm_loss", "mlm_acc", "rtd_loss", "rtd_acc"} <= set(r) for r in val)
+    assert len(val) == 4 and all({"mlm_loss", "mlm_acc", "rtd_loss", "rtd_acc", "rtd_replaced"} <= set(r) for r in val)
+    assert all(0 < r["rtd_replaced"] < 0.3 for r in records)  # about 15% are masked; most samples differ
     assert not any("nsp_loss" in r for r in records)
     trained = [r for r in records if r["split"] == "train"]
     assert trained[-1]["rtd_loss"] < trained[0]["rtd_loss"] and trained[-1]["mlm_loss"] < trained[0]["mlm_loss"]
