@@ -70,9 +70,10 @@ run() {
     # at 512 tokens on the three validation slices (run 2 from its vocabulary and configuration)
     scratch-pretrain-m40-ctx512) $PRETRAIN --mask-prob 0.4 --context-length 256 --out runs/imdb-pretrain-m40-ctx512 ;;
     ctx512-seeds)
+      at512="$IMDB --init runs/imdb-pretrain-m40-ctx512 --max-length 512"
       for s in ${SEEDS:-0 1 2}; do
-        $IMDB --init runs/imdb-pretrain-m40-ctx512 --max-length 512 --seed $s --out runs/pretrained-imdb-ctx512-s$s
-        $IMDB --init runs/imdb-pretrain-m40-ctx512 --max-length 512 --reinit --seed $s --out runs/random-imdb-ctx512-s$s
+        $at512 --seed $s --out runs/pretrained-imdb-ctx512-s$s
+        $at512 --reinit --seed $s --out runs/random-imdb-ctx512-s$s
       done ;;
     # run 2: the same model and fine-tuning, random initialisation
     random-imdb) $IMDB --reinit --out runs/random-imdb ;;
