@@ -64,7 +64,7 @@ from annotated_bert.io import append_jsonl, atomic_torch_save, drop_records_afte
 from annotated_bert.model import (BertForQuestionAnswering, BertForSequenceClassification,
                                   BertForTokenClassification, BertPreTrainedModel)
 from annotated_bert.tokenization import Vocab, WordTokenizer, basic_english
-from annotated_bert.train import (EXIT_INTERRUPTED, POSITIVE, PROBABILITY, all_reduce_sum, at_least, autocast,
+from annotated_bert.train import (EXIT_INTERRUPTED, POSITIVE, PROBABILITY, HelpFormatter, all_reduce_sum, at_least, autocast,
                                   check_ranges, is_main, parameter_groups, resume_settings, setup_device)
 from annotated_bert.wordpiece import WordPieceTokenizer
 
@@ -85,7 +85,7 @@ FINETUNE_RANGES = {
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m annotated_bert.finetune",
                                 description=__doc__.split("\n\n")[0] + " See the module docstring or the README.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     g = p.add_argument_group("task and data")
     g.add_argument("--task", choices=TASKS, help="what to fine-tune for (read from --init with --eval-only)")
     g.add_argument("--data", help="training file: a CSV (sentiment: review/text/sentence + label/sentiment columns; pair: "

@@ -46,6 +46,16 @@ from annotated_bert.wordpiece import WordPieceTokenizer, train_wordpiece
 EXIT_INTERRUPTED = 130
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` with each option's default, except where there is none to show (None, or False for a
+    switch) or the help text already says what happens by default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "default:" in (action.help or "").lower():
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def at_least(low: float):
     return (lambda x: x >= low), f"at least {low}"
 
@@ -80,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "walkthrough's: the first 1,000 reviews, batch 12, 4 epochs, the 'seed' model "
                     "(width 64, 1 layer, 4 heads). Writes OUT/checkpoint.pt, OUT/metrics.jsonl and "
                     "OUT/loss_curve.png.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--data", action="append", metavar="PATH",
                    help="a CSV (plain or .gz) with a text column, the aclImdb folder or aclImdb_v1.tar.gz; "

@@ -1,6 +1,7 @@
 """The package's own namespace: `from annotated_bert import BertModel` and friends."""
 
 import importlib
+import re
 import subprocess
 import sys
 
@@ -39,4 +40,9 @@ def test_every_flag_explains_itself_and_every_range_names_a_flag(cli):
     flags = {a.dest: a for a in parser._actions if a.dest != "help"}
     assert [d for d, a in flags.items() if not a.help] == []
     ranges = module.TRAIN_RANGES if cli == "train" else module.FINETUNE_RANGES
+    # --help shows a default once, and only a real one: not "None", not a second one after the help's own
+    text = " ".join(parser.format_help().split())
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "(default: 0.1)" in text  # --val-fraction's, added by the formatter
+    assert not re.search(r"default:[^()]*\) \(default:", text), text
     assert set(ranges) <= set(flags)
