@@ -37,34 +37,27 @@ PRETRAIN="python -m annotated_bert.train --quiet --data $DATA/imdb_train.csv.gz 
 # the IMDb fine-tuning recipe of runs 1 and 2 (a later --lr or --init replaces this one)
 IMDB="$FT --task sentiment --data $DATA/imdb_train.csv.gz --init runs/imdb-pretrain --max-length 256 --dropout 0.1
       --attention-dropout 0 --batch-size 32 --lr 2e-4 --epochs 3 --budget-minutes 60 --eval-every 400"
+# the IMDb fine-tuning recipe of run 3, all-MiniLM-L6-v2 (a later --epochs or --max-length replaces this one)
+RUN3="$FT --task sentiment --data $DATA/imdb_train.csv.gz --init $MINILM --max-length 512 --attention-dropout 0
+      --batch-size 16 --lr 1e-4 --epochs 1 --budget-minutes 60 --eval-every 400"
 # --attention-dropout 0 lets PyTorch's fused attention kernel run (dropout on the attention
 # probabilities forces the slower unfused path)
 
 run() {
   case "$1" in
     # IMDb sentiment, run 3: real pretrained weights (all-MiniLM-L6-v2), at most 1 hour
-    minilm-imdb) $FT --task sentiment --data "$DATA/imdb_train.csv.gz" --init "$MINILM" --max-length 512 \
-                   --attention-dropout 0 --batch-size 16 --lr 1e-4 --epochs 1 --budget-minutes 60 --eval-every 400 --out runs/minilm-imdb ;;
+    minilm-imdb) $RUN3 --out runs/minilm-imdb ;;
     # run 3 on the three validation slices (slice 0 is minilm-imdb; SEEDS="1 2" for the other two)
     minilm-imdb-seeds)
-      for s in ${SEEDS:-0 1 2}; do
-        $FT --task sentiment --data "$DATA/imdb_train.csv.gz" --init "$MINILM" --max-length 512 --attention-dropout 0 \
-            --batch-size 16 --lr 1e-4 --epochs 1 --budget-minutes 60 --eval-every 400 --seed $s --out runs/minilm-imdb-s$s
-      done ;;
+      for s in ${SEEDS:-0 1 2}; do $RUN3 --seed $s --out runs/minilm-imdb-s$s; done ;;
     # run 3 with a second epoch (its accuracy was still rising at the end of the first on slices 1 and 2;
     # two epochs at 512 tokens take about 46 minutes of the hour on a CPU with AMX)
     minilm-imdb-2ep-seeds)
-      for s in ${SEEDS:-0 1 2}; do
-        $FT --task sentiment --data "$DATA/imdb_train.csv.gz" --init "$MINILM" --max-length 512 --attention-dropout 0 \
-            --batch-size 16 --lr 1e-4 --epochs 2 --budget-minutes 60 --eval-every 400 --seed $s --out runs/minilm-imdb-2ep-s$s
-      done ;;
+      for s in ${SEEDS:-0 1 2}; do $RUN3 --epochs 2 --seed $s --out runs/minilm-imdb-2ep-s$s; done ;;
     # run 3 at runs 1 and 2's 256 tokens on the three validation slices: what a real pretrained model
     # reaches at that length, against which the 3-point lift target can be read (SEEDS="1 2" for two)
     minilm-imdb-256-seeds)
-      for s in ${SEEDS:-0 1 2}; do
-        $FT --task sentiment --data "$DATA/imdb_train.csv.gz" --init "$MINILM" --max-length 256 --attention-dropout 0 \
-            --batch-size 16 --lr 1e-4 --epochs 1 --budget-minutes 60 --eval-every 400 --seed $s --out runs/minilm-imdb-256-s$s
-      done ;;
+      for s in ${SEEDS:-0 1 2}; do $RUN3 --max-length 256 --seed $s --out runs/minilm-imdb-256-s$s; done ;;
     # IMDb sentiment, run 1: pretrain from scratch on IMDb text only (train + unsup, no labels) for at
     # most 2 hours, then fine-tune the same way for at most 1 hour. MLM only (packed 257-token
     # chunks), bf16, no dropout (faster steps; little to regularise in a 2-hour run), fixed
