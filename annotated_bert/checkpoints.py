@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 
 from annotated_bert.config import ACTIVATIONS, BertConfig
-from annotated_bert.io import atomic_torch_save, atomic_write, atomic_write_json, atomic_write_text
+from annotated_bert.files import atomic_torch_save, atomic_write, atomic_write_json, atomic_write_text
 from annotated_bert.tokenization import Vocab
 
 CHECKPOINT = "checkpoint.pt"

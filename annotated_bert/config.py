@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
+IGNORE_INDEX = -100  # the label of positions a loss skips (PyTorch cross_entropy's default ignore_index)
 
 
 @dataclass

@@ -29,8 +29,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from annotated_bert.config import BertConfig
-from annotated_bert.model import IGNORE_INDEX, BertLayer, BertModel, BertPreTrainedModel, activation
+from annotated_bert.config import IGNORE_INDEX, BertConfig
+from annotated_bert.model import BertLayer, BertModel, BertPreTrainedModel, activation
 
 RTD_WEIGHT = 50.0        # the paper's lambda: the per-token BCE is far smaller than the MLM cross-entropy
 GENERATOR_FRACTION = 0.25  # the paper's generator size (appendix A, for small, base and large)

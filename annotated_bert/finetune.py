@@ -60,7 +60,7 @@ from annotated_bert.checkpoints import (CHECKPOINT, CheckpointError, load_traini
                                         save_training_checkpoint)
 from annotated_bert.config import PRESETS, BertConfig, preset
 from annotated_bert.data import TEXT_COLUMNS, DataError, pick_column
-from annotated_bert.io import append_jsonl, atomic_torch_save, drop_records_after, atomic_write, atomic_write_json, read_jsonl
+from annotated_bert.files import append_jsonl, atomic_torch_save, drop_records_after, atomic_write, atomic_write_json, read_jsonl
 from annotated_bert.model import (BertForQuestionAnswering, BertForSequenceClassification,
                                   BertForTokenClassification, BertPreTrainedModel)
 from annotated_bert.tokenization import Vocab, WordTokenizer, basic_english

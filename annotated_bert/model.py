@@ -18,9 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from annotated_bert.config import BertConfig
-
-IGNORE_INDEX = -100
+from annotated_bert.config import IGNORE_INDEX, BertConfig
 
 
 def activation(name: str):
@@ -378,7 +376,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
 
 
 class BertForTokenClassification(BertPreTrainedModel):
-    """Sequence labelling (NER): every token's vector -> dropout -> linear; labels of -100
+    """Sequence labelling (NER): every token's vector -> dropout -> linear; labels of IGNORE_INDEX
     (word continuations, specials, padding) are ignored by the loss."""
 
     def __init__(self, config: BertConfig, num_labels: int = 9):

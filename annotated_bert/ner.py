@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from annotated_bert.config import IGNORE_INDEX
+
 # Allowed prefixes per scheme. IOB1 (CoNLL-2003's own tags): I-X everywhere, B-X only to start an
 # entity that directly follows one of the same type. BIO (IOB2): every entity starts with B-X.
 # BIOES: B-egin, I-nside, E-nd of multi-word entities, S-ingle-word entities.
@@ -30,7 +32,6 @@ SCHEMES: dict[str, tuple[str, ...]] = {
     "BIO": ("B", "I"),
     "BIOES": ("B", "I", "E", "S"),
 }
-IGNORE_INDEX = -100  # label for pieces the loss must skip: torch.nn.CrossEntropyLoss's ignore_index
 
 Entity = tuple[str, int, int]  # (type, start, end), end exclusive
 

@@ -29,10 +29,11 @@ import pandas as pd
 import torch
 
 from annotated_bert.checkpoints import CheckpointError, load_pretrained_for_inference
-from annotated_bert.data import TEXT_COLUMNS, DataError, encode_for_model, pick_column
+from annotated_bert.data import TEXT_COLUMNS, DataError, pick_column
+from annotated_bert.pretraining import encode_for_model
 from annotated_bert.finetune import (FINETUNE_META, TaskData, encode_classification, load_finetuned, qa_answers,
                                      qa_data, task_outputs, word_tags)
-from annotated_bert.io import atomic_write_text
+from annotated_bert.files import atomic_write_text
 from annotated_bert.model import BertForPreTraining
 from annotated_bert.squad import SquadExample
 from annotated_bert.tokenization import Vocab, WordTokenizer

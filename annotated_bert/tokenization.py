@@ -24,9 +24,11 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-from annotated_bert.io import atomic_write_text
+from annotated_bert.files import atomic_write_text
 
-SPECIAL_TOKENS = ("[CLS]", "[PAD]", "[MASK]", "[SEP]", "[UNK]")
+# BERT's five special tokens, in the two orders a vocabulary of this project lists them:
+WALKTHROUGH_SPECIALS = ("[CLS]", "[PAD]", "[MASK]", "[SEP]", "[UNK]")  # ids 0-4 of the walkthrough's word vocabulary
+WORDPIECE_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")    # the top of a WordPiece vocab.txt trained here
 
 # (pattern, replacement) exactly as torchtext.data.utils._basic_english_normalize lists them.
 _BASIC_ENGLISH_RULES = (
@@ -79,7 +81,7 @@ class Vocab:
 
     @classmethod
     def build(cls, token_lists: Iterable[list[str]], min_freq: int = 2,
-              specials: tuple[str, ...] = SPECIAL_TOKENS) -> "Vocab":
+              specials: tuple[str, ...] = WALKTHROUGH_SPECIALS) -> "Vocab":
         """Specials first, then every token seen at least `min_freq` times, most frequent first
         (ties in first-seen order, so the same corpus always gives the same ids)."""
         if min_freq < 1:
@@ -108,7 +110,7 @@ class Vocab:
 
     @property
     def special_ids(self) -> list[int]:
-        return [self.stoi[t] for t in SPECIAL_TOKENS if t in self.stoi]
+        return [self.stoi[t] for t in WALKTHROUGH_SPECIALS if t in self.stoi]
 
     def save(self, path: str | os.PathLike) -> None:
         """One token per line; the line number is the id (the layout of BERT's vocab.txt)."""
@@ -130,15 +132,15 @@ class WordTokenizer:
         self.vocab = vocab
         self.ids_to_tokens = vocab.itos
         self.cls_token_id, self.pad_token_id, self.mask_token_id, self.sep_token_id, self.unk_token_id = (
-            vocab.stoi[t] for t in SPECIAL_TOKENS)
-        self._specials = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")")
+            vocab.stoi[t] for t in WALKTHROUGH_SPECIALS)
+        self._specials = re.compile("(" + "|".join(re.escape(t) for t in WALKTHROUGH_SPECIALS) + ")")
 
     def __len__(self) -> int:
         return len(self.vocab)
 
     def tokenize(self, text: str) -> list[str]:
         return [t for piece in self._specials.split(text)
-                for t in ([piece] if piece in self.vocab.stoi and piece in SPECIAL_TOKENS else basic_english(piece))]
+                for t in ([piece] if piece in self.vocab.stoi and piece in WALKTHROUGH_SPECIALS else basic_english(piece))]
 
     def encode(self, text: str) -> list[int]:
         return self.vocab(self.tokenize(text))

@@ -36,12 +36,14 @@ from tqdm.auto import tqdm
 
 from annotated_bert.checkpoints import CheckpointError, load_training_checkpoint, save_training_checkpoint
 from annotated_bert.config import PRESETS, BertConfig, preset
-from annotated_bert.data import LAYOUTS, DataError, IMDBBertDataset, PretrainingDataset, read_reviews, resolve_data
+from annotated_bert.data import DataError, read_reviews, resolve_data
+from annotated_bert.pretraining import LAYOUTS, IMDBBertDataset, PretrainingDataset
 from annotated_bert.electra import GENERATOR_FRACTION, RTD_WEIGHT, ElectraForPreTraining, generator_config
-from annotated_bert.io import append_jsonl, drop_records_after, read_jsonl
+from annotated_bert.files import append_jsonl, drop_records_after, read_jsonl
 from annotated_bert.model import BertForPreTraining
 from annotated_bert.tokenization import Vocab, basic_english
-from annotated_bert.wordpiece import WordPieceTokenizer, train_wordpiece
+from annotated_bert.wordpiece import WordPieceTokenizer
+from annotated_bert.wordpiece_trainer import train_wordpiece
 
 EXIT_INTERRUPTED = 130
 
@@ -370,7 +372,7 @@ def plot_losses(metrics_path: str, png_path: str) -> None:
     """Training and validation losses against steps, written atomically as a PNG."""
     from matplotlib.figure import Figure  # no pyplot: leaves the caller's (e.g. a notebook's) backend alone
 
-    from annotated_bert.io import atomic_write
+    from annotated_bert.files import atomic_write
 
     records = read_jsonl(metrics_path)
     tasks = ["mlm"] + [t for t in ("nsp", "rtd") if any(f"{t}_loss" in r for r in records)]  # MLM only: one panel

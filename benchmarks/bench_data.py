@@ -12,7 +12,8 @@ import os
 import sys
 import time
 
-from annotated_bert.data import IMDBBertDataset, read_reviews, tokenize_reviews
+from annotated_bert.data import read_reviews
+from annotated_bert.pretraining import IMDBBertDataset, tokenize_reviews
 from annotated_bert.tokenization import basic_english
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -42,7 +42,7 @@ IMDB = os.path.join(REPO, "..", "shared", "data", "imdb_train.csv.gz")
 def seed_batches(n: int, vocab_size_out: list) -> list[dict]:
     """Batches of 12 from the first 1,000 IMDb reviews with L = 27 (sequence 55)."""
     if os.path.exists(IMDB):
-        from annotated_bert.data import IMDBBertDataset
+        from annotated_bert.pretraining import IMDBBertDataset
         ds = IMDBBertDataset(IMDB, 0, 1000, context_length=27, verbose=False)
         vocab_size_out.append(len(ds.vocab))
         return [ds.batch(torch.arange(i * 12, (i + 1) * 12)) for i in range(n)]
@@ -168,7 +168,7 @@ def main(argv=None) -> int:
               f"{r['annotated_bert_samples_per_s']:.0f} | "
               f"{r['hf_samples_per_s']:.1f} | {r['ratio']:.2f}x |")
     if args.json:
-        from annotated_bert.io import atomic_write_json
+        from annotated_bert.files import atomic_write_json
         atomic_write_json(args.json, results)
     return 0
 

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import torch
 
-from annotated_bert.data import IMDBBertDataset
+from annotated_bert.pretraining import IMDBBertDataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMDB = os.path.join(REPO, "..", "shared", "data", "imdb_train.csv.gz")

@@ -14,7 +14,7 @@ import sys
 
 from matplotlib.figure import Figure
 
-from annotated_bert.io import atomic_write, read_jsonl
+from annotated_bert.files import atomic_write, read_jsonl
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # the in-domain pretrainings (2 hours each) and the run 1 fine-tuned from each

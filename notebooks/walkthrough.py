@@ -98,13 +98,14 @@ warnings.filterwarnings("ignore", message="IProgress not found")  # text progres
 
 from annotated_bert import train
 from annotated_bert.config import PRESETS, preset
-from annotated_bert.data import (IMDBBertDataset, find_context_length, gather_padded, layout_pairs,
-                                 read_reviews, tokenize_reviews)
-from annotated_bert.io import read_jsonl
+from annotated_bert.data import read_reviews
+from annotated_bert.pretraining import (IMDBBertDataset, find_context_length, gather_padded, layout_pairs,
+                                        tokenize_reviews)
+from annotated_bert.files import read_jsonl
 from annotated_bert.model import BertForPreTraining, BertModel, sinusoidal_positions
 from annotated_bert.predict import Predictor
 from annotated_bert.shapes import format_shapes, record_shapes, shape_of
-from annotated_bert.tokenization import SPECIAL_TOKENS, basic_english
+from annotated_bert.tokenization import WALKTHROUGH_SPECIALS as SPECIAL_TOKENS, basic_english
 
 SEED = 0
 random.seed(SEED)

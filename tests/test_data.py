@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from annotated_bert.data import (IGNORE_INDEX, DataError, IMDBBertDataset, SpecialIds, find_context_length,
-                                 make_nsp_pairs, read_reviews, tokenize_reviews)
+from annotated_bert.config import IGNORE_INDEX
+from annotated_bert.data import DataError, read_reviews
+from annotated_bert.pretraining import (IMDBBertDataset, SpecialIds, find_context_length, make_nsp_pairs,
+                                        tokenize_reviews)
 from annotated_bert.tokenization import basic_english
 from conftest import synthetic_reviews
 
@@ -272,7 +274,7 @@ def test_special_ids_need_every_special_token():
 
 
 def test_encode_for_model_single_text_and_pair():
-    from annotated_bert.data import encode_for_model
+    from annotated_bert.pretraining import encode_for_model
     from annotated_bert.tokenization import Vocab
     vocab = Vocab(["[CLS]", "[PAD]", "[MASK]", "[SEP]", "[UNK]", "a", "b", "c"])
     one = encode_for_model(["a", "[MASK]"], None, vocab, context_length=4, layout="standard")

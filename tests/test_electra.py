@@ -12,7 +12,7 @@ from annotated_bert import finetune, train
 from annotated_bert.checkpoints import CheckpointError
 from annotated_bert.config import preset
 from annotated_bert.electra import ElectraForPreTraining, generator_config
-from annotated_bert.io import read_jsonl
+from annotated_bert.files import read_jsonl
 from annotated_bert.model import BertForSequenceClassification
 from annotated_bert.predict import Predictor
 from test_train import _interrupt_at  # tests/ is on sys.path under pytest

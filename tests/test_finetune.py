@@ -20,8 +20,8 @@ from annotated_bert.ner import convert_tags, entity_scores, read_conll
 from annotated_bert.predict import TaskPredictor
 from annotated_bert.squad import read_squad
 from annotated_bert.checkpoints import load_training_checkpoint
-from annotated_bert.io import read_jsonl
-from annotated_bert.wordpiece import train_wordpiece
+from annotated_bert.files import read_jsonl
+from annotated_bert.wordpiece_trainer import train_wordpiece
 
 TINY = ["--init", "scratch", "--preset", "bert-tiny", "--quiet", "--max-length", "32", "--batch-size", "8"]
 FILLER = "the film movie plot story scene music actor script ending".split()

@@ -5,7 +5,7 @@ import pandas as pd
 import torch
 
 from annotated_bert.config import preset
-from annotated_bert.data import IMDBBertDataset
+from annotated_bert.pretraining import IMDBBertDataset
 from annotated_bert.model import BertForPreTraining
 from annotated_bert.shapes import format_shapes, record_shapes, shape_of
 from conftest import synthetic_reviews

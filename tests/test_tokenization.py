@@ -3,7 +3,7 @@ import random
 import pandas as pd
 import pytest
 
-from annotated_bert.tokenization import SPECIAL_TOKENS, Vocab, basic_english, basic_english_regex
+from annotated_bert.tokenization import WALKTHROUGH_SPECIALS as SPECIAL_TOKENS, Vocab, basic_english, basic_english_regex
 
 
 @pytest.mark.parametrize("text, tokens", [

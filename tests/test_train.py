@@ -14,7 +14,7 @@ import torch
 
 from annotated_bert import train
 from annotated_bert.checkpoints import load_training_checkpoint
-from annotated_bert.io import read_jsonl
+from annotated_bert.files import read_jsonl
 
 FAST = ["--context-length", "8", "--batch-size", "4", "--quiet", "--log-every", "5", "--save-every", "0"]
 

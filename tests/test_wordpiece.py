@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from annotated_bert.wordpiece import SPECIAL_TOKENS, BasicTokenizer, WordPieceTokenizer, train_wordpiece
+from annotated_bert.tokenization import WORDPIECE_SPECIALS as SPECIAL_TOKENS
+from annotated_bert.wordpiece import BasicTokenizer, WordPieceTokenizer
+from annotated_bert.wordpiece_trainer import train_wordpiece
 
 IMDB = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "imdb_train.csv.gz"
 

@@ -1,0 +1,457 @@
+"""Pretraining data: reviews -> sentences -> vocabulary -> NSP pairs -> MLM masks.
+
+Follows the Annotated BERT walkthrough and the BERT paper
+(Devlin et al. 2018, section 3.1 and appendix A.1), without the walkthrough code's defects:
+
+- context length L: the 90th percentile of sentence lengths in tokens (`inverted_cdf`: the
+  smallest L such that 90% of sentences have at most L tokens; lengths 10, 20, ..., 100 give 90);
+- vocabulary: [CLS]=0 [PAD]=1 [MASK]=2 [SEP]=3 [UNK]=4, then every token seen `min_freq` times;
+- NSP: every adjacent sentence pair of a review is a positive ("is next" = 1); each positive
+  (A, B) gets a twin negative (A, B') whose B' is a sentence of a *different* review (label 0).
+  B' is drawn among sentences that have a predecessor, so B has the same distribution in
+  positives and negatives and "B is a review's first sentence" is no shortcut;
+- MLM: 15% of each sentence's real tokens (at least one) are chosen, after truncation so that no
+  chosen token is cut off; of those 80% become [MASK], 10% a random non-special token, 10% stay;
+  [CLS], [PAD], [SEP] are never chosen;
+- held-out validation reviews: no sentence of a validation review appears in training, as a
+  positive or as a negative's B';
+- one seed gives one dataset; everything is vectorised with numpy/torch so 75,000 reviews build
+  in seconds.
+
+Layouts (all 2L+1 positions):
+    walkthrough: [CLS] A [PAD].. [SEP] [CLS] B [PAD]..   (each half is L long)
+    standard:    [CLS] A [SEP] B [SEP] [PAD]..            (BERT's own layout)
+    packed:      [CLS] a review's sentences ... [SEP]     (MLM only, long reviews in several chunks)
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from annotated_bert.config import IGNORE_INDEX
+from annotated_bert.data import DataError, read_reviews
+from annotated_bert.tokenization import WALKTHROUGH_SPECIALS, Vocab, basic_english
+
+LAYOUTS = ("walkthrough", "standard", "packed")
+
+
+# ------------------------------------------------------------------- sentences and vocabulary
+
+@dataclass
+class Sentences:
+    """All sentences of a set of reviews, as one flat id array (CSR layout: sentence s is
+    `ids[starts[s]:starts[s] + lengths[s]]`) plus the review each sentence comes from."""
+    ids: np.ndarray       # (total tokens,) int32
+    starts: np.ndarray    # (S,) int64
+    lengths: np.ndarray   # (S,) int64
+    review: np.ndarray    # (S,) int64: index of the review in the slice
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def tokens(self, s: int) -> np.ndarray:
+        return self.ids[self.starts[s]:self.starts[s] + self.lengths[s]]
+
+
+def tokenize_reviews(reviews: Sequence[str], tokenizer: Callable[[str], list[str]],
+                     progress: bool = True) -> tuple[Sentences, list[str]]:
+    """Tokenize every review once, give each distinct token a provisional id (first-seen order,
+    by pandas' hash-table `factorize`), and split at "." tokens into sentences, dropping empty
+    ones. Returns the sentences in provisional ids and the provisional id -> token table;
+    `build_vocab` remaps them.
+
+    Splitting the token stream at "." equals the walkthrough's split of the raw text on "." then
+    tokenizing each piece: `basic_english` turns every "." into its own token and no other rule
+    can merge across it (WordPiece likewise splits punctuation off).
+    """
+    token_lists = [tokenizer(text) for text in tqdm(reviews, desc="tokenizing", unit=" reviews",
+                                                      disable=not progress, mininterval=1.0)]
+    review_lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+    flat = np.array(list(chain.from_iterable(token_lists)), dtype=object)
+    del token_lists
+    codes, uniques = pd.factorize(flat)
+    ids = codes.astype(np.int32)
+    itos = uniques.tolist()
+    review_of_token = np.repeat(np.arange(len(reviews)), review_lengths)
+
+    is_dot = ids == (itos.index(".") if "." in itos else -1)
+    new_sentence = np.ones(len(ids), dtype=bool)            # a sentence starts at a review start
+    new_sentence[1:] = is_dot[:-1] | (review_of_token[1:] != review_of_token[:-1])  # or after a "."
+    sentence_of_token = np.cumsum(new_sentence) - 1
+    keep = ~is_dot
+    ids, sentence_of_token, review_of_token = ids[keep], sentence_of_token[keep], review_of_token[keep]
+    # renumber so empty sentences ("...", a trailing ".") disappear
+    _, first, lengths = np.unique(sentence_of_token, return_index=True, return_counts=True)
+    sentences = Sentences(ids=ids, starts=first.astype(np.int64), lengths=lengths.astype(np.int64),
+                          review=review_of_token[first].astype(np.int64))
+    return sentences, itos
+
+
+def build_vocab(sentences: Sentences, itos: list[str], reviews_mask: np.ndarray, min_freq: int,
+                vocab: Vocab | None = None, extra: tuple[str, ...] = ()) -> tuple[Vocab, np.ndarray]:
+    """Count tokens over the sentences whose review is in `reviews_mask` (the training reviews),
+    build the vocabulary (or use the given one; `extra` tokens go right after the specials) and
+    return it with the provisional -> final id map."""
+    if vocab is None:
+        in_train = reviews_mask[np.repeat(sentences.review, sentences.lengths)]
+        counts = np.bincount(sentences.ids[in_train], minlength=len(itos))
+        # most frequent first; a stable sort keeps first-seen order among equal counts
+        order = np.argsort(-counts, kind="stable")
+        order = order[counts[order] >= min_freq]
+        skip = set(WALKTHROUGH_SPECIALS) | set(extra)
+        vocab = Vocab([*WALKTHROUGH_SPECIALS, *extra, *(itos[i] for i in order if itos[i] not in skip)])
+    remap = np.fromiter((vocab[t] for t in itos), dtype=np.int32, count=len(itos))
+    return vocab, remap
+
+
+def find_context_length(lengths: np.ndarray, percentile: float = 90) -> int:
+    """The smallest L such that `percentile`% of the sentences have at most L tokens."""
+    if len(lengths) == 0:
+        raise DataError("no sentences to measure: the reviews are empty after tokenization")
+    if not 0 < percentile <= 100:
+        raise DataError(f"percentile must be in (0, 100], got {percentile}")
+    return int(np.percentile(lengths, percentile, method="inverted_cdf"))
+
+
+# --------------------------------------------------------------------------- pairs and layout
+
+@dataclass(frozen=True)
+class SpecialIds:
+    cls: int
+    pad: int
+    mask: int
+    sep: int
+    unk: int
+
+    @classmethod
+    def from_vocab(cls, vocab: Vocab) -> "SpecialIds":
+        missing = [t for t in WALKTHROUGH_SPECIALS if t not in vocab]
+        if missing:
+            raise DataError(f"vocabulary lacks the special tokens {missing}")
+        return cls(*(vocab.stoi[t] for t in WALKTHROUGH_SPECIALS))
+
+
+def make_nsp_pairs(sentences: Sentences, in_split: np.ndarray, rng: np.random.Generator,
+                   negatives: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sentence-index pairs (a, b) and NSP labels for the sentences whose review is in the split.
+    Positives: (s, s+1) within one review. Negatives: (s, t), t from another review of the split.
+    Order: positive 0, negative 0, positive 1, ... (the walkthrough interleaves them)."""
+    idx = np.flatnonzero(in_split[sentences.review])
+    review = sentences.review[idx]
+    consecutive = (review[1:] == review[:-1]) & (idx[1:] == idx[:-1] + 1)
+    a, b = idx[:-1][consecutive], idx[1:][consecutive]
+    if len(a) == 0:
+        raise DataError("no review in this slice has two sentences, so there are no NSP pairs; "
+                        "use more reviews (--ds-to) or reviews with '.'-separated sentences")
+    if not negatives:
+        return a, b, np.ones(len(a), dtype=np.int64)
+    pool = b  # sentences that follow another one: B has the same distribution for both labels
+    if len(np.unique(sentences.review[pool])) < 2:
+        raise DataError("NSP negatives need sentences from at least two reviews in each split; "
+                        "use more reviews (--ds-to), or --no-nsp")
+    neg_b = pool[rng.integers(0, len(pool), size=len(a))]
+    clash = sentences.review[neg_b] == sentences.review[a]
+    while clash.any():  # redraw those that landed in A's own review
+        neg_b[clash] = pool[rng.integers(0, len(pool), size=int(clash.sum()))]
+        clash = sentences.review[neg_b] == sentences.review[a]
+    pair_a = np.repeat(a, 2)
+    pair_b = np.stack([b, neg_b], axis=1).reshape(-1)
+    labels = np.tile(np.array([1, 0], dtype=np.int64), len(a))
+    return pair_a, pair_b, labels
+
+
+def gather_padded(sentences: Sentences, which: np.ndarray, width: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of sentence ids truncated to `width` and right-padded: (N, width) ids and (N,) lengths."""
+    lengths = np.minimum(sentences.lengths[which], width)
+    cols = np.arange(width)
+    valid = cols[None, :] < lengths[:, None]                                # (N, width)
+    pos = sentences.starts[which][:, None] + np.where(valid, cols[None, :], 0)
+    return np.where(valid, sentences.ids[pos], pad).astype(np.int32), lengths
+
+
+def layout_pairs(a: np.ndarray, a_len: np.ndarray, b: np.ndarray, b_len: np.ndarray,
+                 special: SpecialIds, layout: str = "walkthrough") -> tuple[np.ndarray, np.ndarray]:
+    """Assemble (N, 2L+1) input ids and token type ids from padded sentence rows of width L-1.
+
+    walkthrough: [CLS] A [PAD].. [SEP] [CLS] B [PAD]..   token types 0 up to the [SEP], then 1
+    standard:    [CLS] A [SEP] B [SEP] [PAD]..           token types 0 for [CLS] A [SEP], 1 for B [SEP],
+                                                         0 for padding (the Hugging Face convention)
+    """
+    n, w = a.shape                                    # w = L - 1
+    T = 2 * w + 3                                     # 2L + 1
+    if layout == "walkthrough":
+        col = lambda x: np.full((n, 1), x, dtype=np.int32)
+        ids = np.concatenate([col(special.cls), a, col(special.sep), col(special.cls), b], axis=1)
+        types = np.zeros((n, T), dtype=np.uint8)
+        types[:, w + 2:] = 1
+        return ids, types
+    if layout != "standard":
+        raise DataError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
+    cols = np.arange(T)[None, :]                      # (1, T)
+    a_len, b_len = a_len[:, None], b_len[:, None]     # (N, 1)
+    b_start = a_len + 2
+    end = b_start + b_len                             # position of the final [SEP]
+    ids = np.full((n, T), special.pad, dtype=np.int32)
+    in_a = (cols >= 1) & (cols <= a_len)
+    in_b = (cols >= b_start) & (cols < end)
+    ids = np.where(in_a, np.take_along_axis(a, np.clip(cols - 1, 0, w - 1).repeat(n, 0), 1), ids)
+    ids = np.where(in_b, np.take_along_axis(b, np.clip(cols - b_start, 0, w - 1), 1), ids)
+    ids[:, 0] = special.cls
+    has_b = b_len > 0                                 # a single text is [CLS] A [SEP]
+    ids = np.where((cols == a_len + 1) | ((cols == end) & has_b), special.sep, ids)
+    types = ((cols >= b_start) & (cols <= end) & has_b).astype(np.uint8)
+    return ids.astype(np.int32), types
+
+
+def make_chunks(sentences: Sentences, in_split: np.ndarray, seq_len: int, special: SpecialIds,
+                separator: int | None) -> np.ndarray:
+    """The "packed" layout (RoBERTa's FULL-SENTENCES, one review at a time): each review's
+    sentences end to end (joined by `separator`, the "." they were split at), cut into chunks of
+    seq_len - 2 tokens, each `[CLS] chunk [SEP] [PAD]..`. Returns (N, seq_len) ids, one segment."""
+    idx = np.flatnonzero(in_split[sentences.review])                       # sentences of the split
+    lengths = sentences.lengths[idx]
+    with_sep = lengths + (separator is not None)
+    out_start = np.cumsum(with_sep) - with_sep                              # where each sentence goes
+    within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    stream = np.empty(with_sep.sum(), dtype=np.int32)
+    stream[np.repeat(out_start, lengths) + within] = sentences.ids[np.repeat(sentences.starts[idx], lengths) + within]
+    if separator is not None:
+        stream[out_start + lengths] = separator
+    review = np.repeat(sentences.review[idx], with_sep)                    # (total,) review of each token
+    first = np.ones(len(review), dtype=bool)
+    first[1:] = review[1:] != review[:-1]
+    review_start = np.maximum.accumulate(np.where(first, np.arange(len(review)), 0))
+    width = seq_len - 2
+    pos = np.arange(len(review)) - review_start                             # position within its review
+    new_chunk = first | (pos % width == 0)
+    chunk = np.cumsum(new_chunk) - 1                                        # (total,) chunk of each token
+    ids = np.full((chunk[-1] + 1, seq_len), special.pad, dtype=np.int32)
+    ids[chunk, pos % width + 1] = stream
+    ids[:, 0] = special.cls
+    ids[np.arange(len(ids)), np.bincount(chunk) + 1] = special.sep
+    return ids
+
+
+# ------------------------------------------------------------------------------------ masking
+
+def choose_mlm_positions(eligible: torch.Tensor, token_type_ids: torch.Tensor, mask_prob: float,
+                         generator: torch.Generator) -> torch.Tensor:
+    """Choose round(mask_prob * n) (at least 1) of the n eligible positions of each sentence.
+
+    Exact counts per sentence, with no position chosen twice: give every position a random key,
+    push sentence B's keys above A's and ineligible ones above both, sort each row once; the
+    k_A-th smallest key is A's threshold and the (n_A + k_B)-th is B's.
+    """
+    seg = token_type_ids.bool()                                              # (N, T) False: A, True: B
+    keys = torch.rand(eligible.shape, generator=generator, dtype=torch.float64) + seg  # A in [0,1), B in [1,2); float64: no ties
+    keys.masked_fill_(~eligible, 3.0)
+    ordered = keys.sort(dim=1).values                                        # (N, T)
+    n_a = (eligible & ~seg).sum(1, keepdim=True)                             # (N, 1)
+    n_b = (eligible & seg).sum(1, keepdim=True)
+    k = lambda n: torch.where(n > 0, torch.clamp(torch.floor(n * mask_prob + 0.5), min=1), 0).long()
+    k_a, k_b = k(n_a), k(n_b)
+    last = ordered.shape[1] - 1
+    threshold_a = torch.where(k_a > 0, ordered.gather(1, (k_a - 1).clamp(0, last)), -1.0)        # (N, 1)
+    threshold_b = torch.where(k_b > 0, ordered.gather(1, (n_a + k_b - 1).clamp(0, last)), -1.0)
+    return eligible & (keys <= torch.where(seg, threshold_b, threshold_a))
+
+
+def apply_mlm_mask(ids: torch.Tensor, chosen: torch.Tensor, special: SpecialIds, vocab_size: int,
+                   generator: torch.Generator, special_ids: Sequence[int] = ()) -> torch.Tensor:
+    """BERT's 80/10/10 rule on the chosen positions: [MASK], a random non-special token, unchanged."""
+    u = torch.rand(ids.shape, generator=generator)
+    normal = torch.ones(vocab_size, dtype=torch.bool)
+    normal[list(set(special_ids) | {special.cls, special.pad, special.mask, special.sep, special.unk})] = False
+    candidates = normal.nonzero().squeeze(1)
+    random_tokens = candidates[torch.randint(len(candidates), ids.shape, generator=generator)]
+    out = torch.where(chosen & (u < 0.8), special.mask, ids)
+    out = torch.where(chosen & (u >= 0.8) & (u < 0.9), random_tokens.to(ids.dtype), out)
+    return out
+
+
+# ------------------------------------------------------------------------------------ datasets
+
+class PretrainingDataset(torch.utils.data.Dataset):
+    """Laid-out NSP pairs with their MLM masks. Yields dicts of tensors:
+    input_ids (T,), token_type_ids (T,), attention_mask (T,), mlm_labels (T,), nsp_labels ().
+
+    masking="static": masks drawn once (the walkthrough, BERT); "dynamic": `set_epoch(e)` draws
+    new masks for epoch e (RoBERTa). Either way the masks are a function of (seed, epoch) only.
+    """
+
+    def __init__(self, ids: np.ndarray, token_type_ids: np.ndarray, nsp_labels: np.ndarray,
+                 vocab: Vocab, *, mask_prob: float = 0.15, masking: str = "static", seed: int = 0,
+                 nsp: bool = True):
+        if masking not in ("static", "dynamic"):
+            raise DataError(f"masking must be 'static' or 'dynamic', got {masking!r}")
+        self.vocab, self.special = vocab, SpecialIds.from_vocab(vocab)
+        self.mask_prob, self.masking, self.seed, self.nsp = mask_prob, masking, seed, nsp
+        self.original_ids = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int32))      # (N, T)
+        self.token_type_ids = torch.from_numpy(np.ascontiguousarray(token_type_ids))          # (N, T)
+        self.nsp_labels = torch.from_numpy(np.ascontiguousarray(nsp_labels, dtype=np.int64))  # (N,)
+        s = self.special
+        self.eligible = ~(torch.isin(self.original_ids, torch.tensor([s.cls, s.pad, s.sep, s.mask])))
+        self.epoch = None
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the masks for `epoch` (static masking: always epoch 0's)."""
+        epoch = epoch if self.masking == "dynamic" else 0
+        if epoch == self.epoch:
+            return
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        self.chosen = choose_mlm_positions(self.eligible, self.token_type_ids, self.mask_prob, g)
+        self.input_ids = apply_mlm_mask(self.original_ids, self.chosen, self.special, len(self.vocab), g,
+                                        self.vocab.special_ids)
+        self.epoch = epoch
+
+    @property
+    def seq_len(self) -> int:
+        return self.original_ids.shape[1]
+
+    def __len__(self) -> int:
+        return len(self.nsp_labels)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.batch(torch.tensor([i])).items()}
+
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A batch by index in one gather (no per-sample Python work)."""
+        original = self.original_ids[idx].long()                             # (B, T)
+        out = {
+            "input_ids": self.input_ids[idx].long(),
+            "token_type_ids": self.token_type_ids[idx].long(),
+            "attention_mask": (original != self.special.pad).long(),
+            "mlm_labels": torch.where(self.chosen[idx], original, IGNORE_INDEX),
+        }
+        if self.nsp:
+            out["nsp_labels"] = self.nsp_labels[idx]
+        return out
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """The walkthrough's DataFrame: masked ids X, original ids Y, inverse token mask
+        (False where a token was chosen for MLM), NSP label."""
+        return pd.DataFrame({
+            "masked_indices": list(self.input_ids.long().numpy()),
+            "indices": list(self.original_ids.long().numpy()),
+            "token_mask": list((~self.chosen).numpy()),
+            "is_next": self.nsp_labels.numpy(),
+        })
+
+    def tokens(self, i: int, masked: bool = True) -> list[str]:
+        ids = (self.input_ids if masked else self.original_ids)[i].tolist()
+        return self.vocab.lookup_tokens(ids)
+
+
+class IMDBBertDataset(PretrainingDataset):
+    """The walkthrough's dataset: reviews [ds_from, ds_to) of an IMDb CSV -> training pairs.
+
+    `self` holds the training samples, `self.val` the samples of the held-out reviews.
+
+        ds = IMDBBertDataset("imdb_train.csv.gz", ds_from=0, ds_to=1000)
+        ds.context_length, len(ds.vocab), len(ds), len(ds.val), ds.df.head()
+    """
+
+    def __init__(self, path: str | Sequence[str] | pd.DataFrame, ds_from: int = 0, ds_to: int | None = 1000, *,
+                 tokenizer: Callable[[str], list[str]] = basic_english, vocab: Vocab | None = None,
+                 min_freq: int = 2, percentile: float = 90, context_length: int | None = None,
+                 layout: str = "walkthrough", nsp: bool = True, masking: str = "static",
+                 mask_prob: float = 0.15, val_fraction: float = 0.1, seed: int = 0,
+                 verbose: bool = True, progress: bool = True):
+        log = print if verbose else (lambda *_: None)  # progress: the tokenizing bar, when verbose
+        if layout not in LAYOUTS:
+            raise DataError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
+        if not 0 <= val_fraction < 1:
+            raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        if isinstance(path, pd.DataFrame):
+            df = path.iloc[ds_from:ds_to]
+        else:
+            df = read_reviews(path, ds_from, ds_to, log=log)
+        reviews = df["review"].astype(str).tolist()
+        if not reviews:
+            raise DataError("no reviews left to build pretraining data from")
+        rng = np.random.default_rng(seed)
+
+        # 1. sentences, with the held-out reviews chosen by review, never by sample
+        sentences, itos = tokenize_reviews(reviews, tokenizer, progress=verbose and progress)
+        per_review = np.bincount(sentences.review, minlength=len(reviews))
+        if layout != "packed" and (per_review < 2).any():                 # packed: no pairs at all
+            log(f"{int((per_review < 2).sum())} reviews have fewer than two sentences and give no NSP pairs")
+        # validation reviews are drawn among those that give pairs, at least two (NSP negatives
+        # need another review), leaving at least two for training
+        usable = np.flatnonzero(per_review >= 2)
+        n_val = int(round(val_fraction * len(reviews)))
+        if val_fraction > 0:
+            n_val = min(max(n_val, 2), len(usable) - 2) if len(usable) >= 4 else 0
+        is_val = np.zeros(len(reviews), dtype=bool)
+        is_val[rng.permutation(usable)[:n_val]] = True
+
+        # 2. context length and vocabulary, from the training reviews only
+        train_sentences = ~is_val[sentences.review]
+        self.sentence_lengths = sentences.lengths[train_sentences]
+        self.percentile = percentile
+        L = context_length or find_context_length(self.sentence_lengths, percentile)
+        if L < 2:
+            raise DataError(f"context length {L} is too short: need at least 2 ([CLS] and one token)")
+        packed = layout == "packed"
+        nsp = nsp and not packed
+        vocab, remap = build_vocab(sentences, itos, ~is_val, min_freq, vocab, extra=(".",) if packed else ())
+        if len(vocab) <= len(WALKTHROUGH_SPECIALS):  # MLM would have no word to predict or to swap in
+            n_train = len(reviews) - n_val
+            raise DataError(f"the vocabulary has only the special tokens: no token appears {min_freq} times in the "
+                            f"{n_train} training review{'s' if n_train != 1 else ''}; use more reviews, "
+                            "or a lower --min-freq")
+        sentences.ids = remap[sentences.ids]
+        self.context_length, self.layout = L, layout
+        why = "as given" if context_length else f"the {percentile:g}th percentile of sentence lengths"
+        log(f"{len(reviews)} reviews ({len(reviews) - n_val} train, {n_val} validation), "
+            f"{len(sentences)} sentences; context length L = {L} ({why}), "
+            f"sequence length 2L+1 = {2 * L + 1}; vocabulary {len(vocab)} tokens")
+
+        # 3. pairs, laid out, then masked (by PretrainingDataset)
+        special = SpecialIds.from_vocab(vocab)
+
+        def build(in_split: np.ndarray, seed_offset: int):
+            if packed:
+                ids = make_chunks(sentences, in_split, 2 * L + 1, special, vocab.stoi.get("."))
+                return ids, np.zeros(ids.shape, dtype=np.uint8), np.ones(len(ids), dtype=np.int64)
+            a, b, labels = make_nsp_pairs(sentences, in_split, np.random.default_rng([seed, seed_offset]), nsp)
+            a_ids, a_len = gather_padded(sentences, a, L - 1, special.pad)
+            b_ids, b_len = gather_padded(sentences, b, L - 1, special.pad)
+            ids, types = layout_pairs(a_ids, a_len, b_ids, b_len, special, layout)
+            return ids, types, labels
+
+        kw = dict(mask_prob=mask_prob, masking=masking, nsp=nsp)
+        super().__init__(*build(~is_val, 0), vocab, seed=seed, **kw)
+        self.val = PretrainingDataset(*build(is_val, 1), vocab, seed=seed + 1, **kw) if n_val else None
+        self.sentences, self.is_val_review, self.reviews = sentences, is_val, reviews
+        log(f"{len(self)} training samples" + (f", {len(self.val)} validation samples" if self.val else "")
+            + (" (50% next-sentence pairs)" if nsp else " (MLM only: " +
+               ("whole reviews in chunks)" if packed else "consecutive sentence pairs)")))
+
+
+def encode_for_model(tokens_a: list[str], tokens_b: list[str] | None, vocab: Vocab, context_length: int,
+                     layout: str = "walkthrough") -> dict[str, torch.Tensor]:
+    """One pair of token lists -> model inputs of shape (1, 2L+1), laid out exactly as in training.
+    Tokens equal to "[MASK]" stay masks. Raises DataError if a [MASK] would be truncated away."""
+    special = SpecialIds.from_vocab(vocab)
+    width = context_length - 1
+    rows = []
+    for tokens in (tokens_a, tokens_b or []):
+        if "[MASK]" in tokens[width:]:
+            raise DataError(f"a [MASK] lies past the context length ({width} tokens per sentence); "
+                            f"shorten the text")
+        ids = vocab(tokens[:width])
+        rows.append((np.array([ids + [special.pad] * (width - len(ids))], dtype=np.int32), np.array([len(ids)])))
+    (a, a_len), (b, b_len) = rows
+    ids, types = layout_pairs(a, a_len, b, b_len, special, "standard" if layout == "packed" else layout)
+    ids_t = torch.from_numpy(ids).long()
+    return {"input_ids": ids_t, "token_type_ids": torch.from_numpy(types).long(),
+            "attention_mask": (ids_t != special.pad).long()}
