@@ -1,8 +1,14 @@
-"""Reviews in: the IMDb dataset (Maas et al. 2011) and any CSV of texts, read into a DataFrame.
+"""Data in: any table of texts (CSV or TSV, recognised by content) and the IMDb reviews (Maas et al. 2011).
 
-- `read_reviews`: CSV files (plain or .gz), the Stanford `aclImdb` folder or `aclImdb_v1.tar.gz`,
-  concatenated and sliced to rows [ds_from, ds_to) (the walkthrough's `ds_from` / `ds_to`);
-- `download_imdb`: the official archive, MD5-checked, written atomically
+- `read_table`: one reader for every CSV/TSV the library takes (plain or gzipped, UTF-8 with or
+  without a byte-order mark, comma or tab separated, MRPC's GLUE layout renamed), every cell a
+  `str`; files that are something else (CoNLL-2003, SQuAD JSON, binary) are named as such;
+- `read_reviews`: pretraining reviews from tables, the Stanford `aclImdb` folder or
+  `aclImdb_v1.tar.gz`, concatenated and sliced to rows [ds_from, ds_to) (the walkthrough's
+  `ds_from` / `ds_to`); `read_classification`: (texts, pair texts, labels) for fine-tuning;
+- `DEFAULT_DATA`: the embedded sample, the first 1,000 reviews of the official train split
+  (`data/imdb_sample.csv.gz`, shipped inside the package); `resolve_data` falls back to it;
+- `download_imdb`: the full official archive, MD5-checked, written atomically
   (`python -m annotated_bert.data download`);
 - `DataError`: bad input, with a message that names the problem and the fix.
 
@@ -11,11 +17,17 @@ What is built from the reviews for pretraining lives in `annotated_bert.pretrain
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
+import importlib.resources
+import io
 import os
+import re
 import sys
 import tarfile
 import urllib.request
+import zlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -24,22 +36,146 @@ from tqdm.auto import tqdm
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"  # the official archive (as torchtext checks it)
-DEFAULT_DATA = os.path.join("data", "aclImdb_v1.tar.gz")
+IMDB_ARCHIVE = os.path.join("data", "aclImdb_v1.tar.gz")  # where `download` writes it
+SAMPLE = "imdb_sample.csv.gz"  # data/ in the repository, annotated_bert/sample_data/ once installed
 
 
 class DataError(ValueError):
     """Bad input data; the message names the problem and the fix."""
 
 
-# ----------------------------------------------------------------------------- reading reviews
+def _embedded_sample() -> str:
+    """The sample's path: inside the installed package (pyproject.toml ships data/ as
+    annotated_bert/sample_data), else in the repository's data/ (a clone, an editable install)."""
+    packaged = importlib.resources.files("annotated_bert") / "sample_data" / SAMPLE
+    if packaged.is_file():
+        return str(packaged)
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", SAMPLE)
 
-TEXT_COLUMNS = ("review", "text", "sentence")  # a CSV's text column: the first of these it has
+
+DEFAULT_DATA = _embedded_sample()
+
+# ----------------------------------------------------------------------------- recognising a file
+
+SNIFF_BYTES = 1 << 16  # what the format is guessed from: the first 64 KiB (decompressed)
+IOB_TAG = re.compile(r"O|[BIES]-\S+")
+SQUAD_START = re.compile(r'\s*\{\s*(?:"version"\s*:\s*"[^"]*"\s*,\s*)?"data"\s*:\s*\[')
+
+NOT_A_TABLE = {  # what read_table says about a file that is something else
+    "empty": "is empty: a table needs a header line and rows",
+    "binary": "is a binary file (it has NUL bytes), not a text table; save it as a UTF-8 CSV or TSV",
+    "tar": "is a tar archive, not a table; unpack it and pass the CSV/TSV inside",
+    "squad": "is SQuAD JSON; use --task qa",
+    "json": "is JSON, not a CSV/TSV table; save it as a CSV with a header line",
+    "conll": "looks like CoNLL-2003 NER data (word POS chunk tag columns); fine-tune on it with --task ner",
+}
+
+
+def _is_gzip(path: str | os.PathLike) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"  # gzip's magic bytes
+
+
+def _read_bytes(path: str | os.PathLike, limit: int | None = None) -> tuple[bytes, bool]:
+    """(the file's bytes, or its first `limit`; whether it was gzipped), gunzipped when it starts with
+    gzip's magic bytes, whatever its name."""
+    gzipped = _is_gzip(path)
+    try:
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as f:
+            return f.read(-1 if limit is None else limit), gzipped
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"cannot read {path}: it starts like a gzip file but does not decompress ({e})") from None
+
+
+def sniff_format(data: bytes) -> str:
+    """What a file's (decompressed) bytes look like, from their first SNIFF_BYTES: 'empty',
+    'binary' (NUL bytes), 'tar', 'squad' (a JSON object with a "data" list), 'json', 'conll'
+    (`-DOCSTART-`, or lines of `word POS chunk TAG` ending in an IOB tag), 'table' (a first line
+    with tabs or commas, and no CoNLL line) or 'text'."""
+    head = data[:SNIFF_BYTES]
+    if head[257:262] == b"ustar":  # the POSIX tar header's magic
+        return "tar"
+    if b"\0" in head:  # also UTF-16 text, which is no UTF-8 table either
+        return "binary"
+    text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    if not text.strip():
+        return "empty"
+    if text.lstrip()[0] in "{[":
+        return "squad" if SQUAD_START.match(text) else "json"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(data) > SNIFF_BYTES:
+        lines = lines[:-1]  # cut mid-line
+    if not lines:
+        return "text"
+    conll = [len(f) == 4 and bool(IOB_TAG.fullmatch(f[3])) for f in (line.split() for line in lines[:20])]
+    if lines[0].startswith("-DOCSTART-") or all(conll):
+        return "conll"
+    return "table" if ("\t" in lines[0] or "," in lines[0]) and not conll[0] else "text"
+
+
+def sniff_file(path: str | os.PathLike) -> tuple[str, bool]:
+    """(`sniff_format` of a file's first bytes, whether it is gzipped)."""
+    data, gzipped = _read_bytes(path, SNIFF_BYTES + 1)
+    return sniff_format(data), gzipped
+
+
+# ----------------------------------------------------------------------------- reading tables
+
+MRPC_COLUMNS = {"Quality": "label", "#1 String": "sentence1", "#2 String": "sentence2"}  # GLUE's names
+
+
+def read_table(path: str | os.PathLike, log: Callable[[str], None] = print) -> pd.DataFrame:
+    """A CSV or TSV as a DataFrame of strings (an empty cell is ""), recognised by its content.
+
+    Plain or gzipped (by the magic bytes, not the name); UTF-8 with or without a byte-order mark,
+    invalid bytes replaced by U+FFFD (with a logged count); comma or tab separated, as the header
+    line says (TSVs are read unquoted, as GLUE's files need); MRPC's `Quality`, `#1 String`,
+    `#2 String` become `label`, `sentence1`, `sentence2`. Logs one line naming the format found.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path} is a folder, not a CSV/TSV file" if os.path.isdir(path) else f"data not found: {path}")
+    data, gzipped = _read_bytes(path)
+    kind = sniff_format(data)
+    if kind in NOT_A_TABLE:
+        raise DataError(f"{path} {NOT_A_TABLE[kind]}")
+    header = data[:SNIFF_BYTES].decode("utf-8", errors="replace").removeprefix("\ufeff").lstrip("\r\n")
+    header = header.partition("\n")[0]
+    name = "TSV" if header.count("\t") > header.count(",") else "CSV"
+    try:
+        df, replaced = _parse(path, name, data, "strict"), False
+    except UnicodeDecodeError:
+        df, replaced = _parse(path, name, data, "replace"), True
+    if len(df) == 0:
+        raise DataError(f"{path} has a header but no rows")
+    if set(MRPC_COLUMNS) <= set(df.columns):
+        df = df.rename(columns=MRPC_COLUMNS)
+        name = f"MRPC ({'tab' if name == 'TSV' else 'comma'}-separated, {'/'.join(MRPC_COLUMNS)})"
+    log(f"read {path} as {'gzipped ' * gzipped}{name}: {len(df):,} rows")
+    if replaced:
+        bad = int(df.apply(lambda column: column.str.contains("\ufffd", regex=False)).any(axis=1).sum())
+        log(f"{path}: invalid UTF-8 bytes in {bad:,} rows were replaced by U+FFFD")
+    return df
+
+
+def _parse(path: str, name: str, data: bytes, errors: str) -> pd.DataFrame:
+    tsv = name == "TSV"  # read unquoted: GLUE's sentences hold stray quote characters
+    try:
+        return pd.read_csv(io.BytesIO(data), sep="\t" if tsv else ",", dtype=str, keep_default_na=False,
+                           quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
+                           encoding="utf-8-sig", encoding_errors=errors)  # -sig: drop a byte-order mark
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as e:
+        raise DataError(f"cannot read {path} as {name}: {str(e).strip().splitlines()[0]}") from None
+
+
+TEXT_COLUMNS = ("review", "text", "sentence")  # a table's text column: the first of these it has
 TEXT_COLUMN_HINT = f"a text column ({', '.join(TEXT_COLUMNS[:-1])} or {TEXT_COLUMNS[-1]})"  # for error messages
+LABEL_COLUMNS = ("label", "sentiment")
 
 
 def pick_column(path: str, columns: Sequence[str], given: str | None, candidates: Sequence[str],
                 what: str, flag: str) -> str:
-    """The column a CSV reader uses: `given` (the user's --text-column / --label-column), else the
+    """The column a reader uses: `given` (the user's --text-column / --label-column), else the
     first of `candidates` present; a DataError naming `flag` when there is none."""
     listing = ", ".join(map(str, columns))
     if given is not None:
@@ -53,15 +189,45 @@ def pick_column(path: str, columns: Sequence[str], given: str | None, candidates
     return found
 
 
+def read_classification(path: str | os.PathLike, task: str, text_column: str | None = None,
+                        label_column: str | None = None, log: Callable[[str], None] = print,
+                        ) -> tuple[list[str], list[str] | None, list[str]]:
+    """(texts A, texts B or None, label strings) from a CSV or TSV (`read_table`). The columns are
+    found by name (`TEXT_COLUMNS`; label, else sentiment; sentence1 and sentence2 for the pair
+    task, which MRPC's file has once read) unless `text_column` / `label_column` name them."""
+    path = os.fspath(path)
+    df = read_table(path, log)
+    columns = list(df.columns)
+    if task == "pair":
+        text_a, text_b = "sentence1", "sentence2"
+        if not {"sentence1", "sentence2"} <= set(columns):
+            raise DataError(f"{path}: a pair task needs 'sentence1' and 'sentence2' columns (or MRPC's TSV); "
+                            f"found {sorted(columns)}")
+    else:
+        text_a, text_b = pick_column(path, columns, text_column, TEXT_COLUMNS, "text", "--text-column"), None
+    label = pick_column(path, columns, label_column, LABEL_COLUMNS, "label", "--label-column")
+    df = df[df[text_a].str.strip() != ""]
+    if len(df) == 0:
+        raise DataError(f"{path} has no rows with text")
+    labels = df[label].str.strip()
+    empty = np.flatnonzero(labels == "")
+    if len(empty):  # an empty label would otherwise become a class of its own
+        raise DataError(f"{path}: {len(empty):,} rows with text have no {label!r} (the first is data row "
+                        f"{df.index[empty[0]] + 1}); fill in their labels or drop those rows")
+    return (df[text_a].tolist(), df[text_b].tolist() if text_b else None, labels.tolist())
+
+
+# ----------------------------------------------------------------------------- reading reviews
+
 def read_reviews(paths: str | os.PathLike | Sequence[str | os.PathLike],
                  ds_from: int = 0, ds_to: int | None = None, log: Callable[[str], None] = print,
                  text_column: str | None = None) -> pd.DataFrame:
-    """Read reviews from CSV files (plain or .gz), the Stanford `aclImdb` folder or
+    """Read reviews from CSV/TSV files (`read_table`), the Stanford `aclImdb` folder or
     `aclImdb_v1.tar.gz`; concatenate them in order and keep rows [ds_from, ds_to).
 
-    A CSV's text is its `text_column`, by default the first of `TEXT_COLUMNS` it has; the result
-    calls it `review`. Empty and NaN reviews are dropped (with a printed count); invalid UTF-8
-    bytes become U+FFFD.
+    A table's text is its `text_column`, by default the first of `TEXT_COLUMNS` it has; the result
+    calls it `review`. Empty reviews are dropped (with a printed count); invalid UTF-8 bytes
+    become U+FFFD.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -93,29 +259,12 @@ def _read_one(path: str, log: Callable[[str], None], text_column: str | None = N
         raise DataError(f"data not found: {path}. Pass --data PATH (a CSV with {TEXT_COLUMN_HINT}, "
                         f"or the aclImdb folder / aclImdb_v1.tar.gz), or fetch the official IMDb "
                         f"archive with: python -m annotated_bert.data download")
-    if os.path.isdir(path):
+    if os.path.isdir(path) or path.endswith((".tar.gz", ".tgz")) or sniff_file(path)[0] == "tar":
         return _read_acl_imdb(path, log)
-    if path.endswith((".tar.gz", ".tgz")):
-        return _read_acl_imdb(path, log)
-    text_dtypes = {text_column: str} if text_column else dict.fromkeys(TEXT_COLUMNS, str)
-    replaced = False
-    try:
-        df = pd.read_csv(path, dtype=text_dtypes, encoding="utf-8")
-    except UnicodeDecodeError:
-        df = pd.read_csv(path, dtype=text_dtypes, encoding="utf-8", encoding_errors="replace")
-        replaced = True
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty: it needs a header line with {TEXT_COLUMN_HINT} and rows") from None
-    except (pd.errors.ParserError, OSError, EOFError) as e:
-        raise DataError(f"cannot parse {path} as CSV: {str(e).splitlines()[0]}") from None
+    df = read_table(path, log)
     column = pick_column(path, list(df.columns), text_column, TEXT_COLUMNS, "text", "--text-column")
     if column != "review":
         df = df.drop(columns="review", errors="ignore").rename(columns={column: "review"})
-    if replaced:
-        bad = int(df["review"].astype(str).str.contains("\ufffd", regex=False).sum())
-        log(f"{path}: invalid UTF-8 bytes in {bad} reviews were replaced by U+FFFD")
-    if len(df) == 0:
-        raise DataError(f"{path} has a header but no rows")
     return df
 
 
@@ -137,7 +286,7 @@ def _read_acl_imdb(path: str, log: Callable[[str], None],
                         rows.append((f"{sub}/{name}", f.read(), sentiment[sub.split("/")[1]]))
     else:
         try:
-            with tarfile.open(path, "r:gz") as tar:
+            with tarfile.open(path, "r:gz" if _is_gzip(path) else "r:") as tar:
                 for member in tqdm(tar, desc=f"reading {os.path.basename(path)}", unit=" files", leave=False):
                     parts = member.name.split("/")  # aclImdb/train/pos/123_4.txt
                     if member.isfile() and len(parts) == 4 and "/".join(parts[1:3]) in subsets:
@@ -155,7 +304,9 @@ def _read_acl_imdb(path: str, log: Callable[[str], None],
     return df
 
 
-def download_imdb(dest: str = DEFAULT_DATA, url: str = IMDB_URL) -> str:
+# ----------------------------------------------------------------------------- the data to use
+
+def download_imdb(dest: str = IMDB_ARCHIVE, url: str = IMDB_URL) -> str:
     """Download the official aclImdb_v1.tar.gz (84 MB), check its MD5, write it atomically."""
     if os.path.exists(dest):
         return dest
@@ -183,15 +334,13 @@ def download_imdb(dest: str = DEFAULT_DATA, url: str = IMDB_URL) -> str:
 
 
 def resolve_data(paths: Sequence[str] | None) -> list[str]:
-    """The --data paths, or the default archive under data/ (downloaded when missing)."""
+    """The --data paths, or else the embedded sample (`DEFAULT_DATA`, 1,000 reviews). The full
+    dataset is always named: --data data/aclImdb_v1.tar.gz once `download` has fetched it."""
     if paths:
         return list(paths)
-    if not os.path.exists(DEFAULT_DATA):
-        print(f"no --data given and {DEFAULT_DATA} is missing: downloading the IMDb archive")
-        try:
-            download_imdb(DEFAULT_DATA)
-        except DataError as e:
-            raise DataError(f"IMDb data not found at {DEFAULT_DATA} and the download failed: {e}") from None
+    if not os.path.isfile(DEFAULT_DATA):
+        raise DataError(f"no --data given and the embedded IMDb sample is missing ({DEFAULT_DATA}): pass "
+                        f"--data PATH, or fetch the full IMDb archive with: python -m annotated_bert.data download")
     return [DEFAULT_DATA]
 
 
@@ -202,14 +351,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 description="IMDb data utilities.")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("download", help=f"download the official IMDb archive ({IMDB_URL})")
-    d.add_argument("--dest", default=DEFAULT_DATA, help="where to write it (default: %(default)s)")
+    d.add_argument("--dest", default=IMDB_ARCHIVE, help="where to write it (default: %(default)s)")
     args = p.parse_args(argv)
     try:
         path = download_imdb(args.dest)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"IMDb archive at {path}")
+    print(f"IMDb archive at {path}; read it with --data {path}")
     return 0
 
 

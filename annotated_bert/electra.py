@@ -23,14 +23,14 @@ M masked positions in the batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from annotated_bert.config import IGNORE_INDEX, BertConfig
-from annotated_bert.model import BertLayer, BertModel, BertPreTrainedModel, activation
+from annotated_bert.model import BertLayer, BertModel, BertPreTrainedModel, activation, classification_metrics
 
 RTD_WEIGHT = 50.0        # the paper's lambda: the per-token BCE is far smaller than the MLM cross-entropy
 GENERATOR_FRACTION = 0.25  # the paper's generator size (appendix A, for small, base and large)
@@ -94,7 +94,7 @@ class ElectraOutput:
     rtd_logits: torch.Tensor             # (B, T)
     corrupted_ids: torch.Tensor          # (B, T): what the discriminator read (the original, masked positions sampled)
     replaced: torch.Tensor               # (B, T): its targets, 1.0 where corrupted_ids differ from the original
-    nsp_loss: None = None                # ELECTRA has no NSP; the field keeps the training loop uniform
+    metrics: dict = field(default_factory=dict)  # {name: (sum over the batch, count)}: mlm_*, rtd_*
 
 
 class ElectraForPreTraining(BertPreTrainedModel):
@@ -150,5 +150,9 @@ class ElectraForPreTraining(BertPreTrainedModel):
             rtd_acc = ((rtd_logits[real] > 0).float() == replaced[real]).float().mean()
             replaced_frac = replaced[real].mean()
         loss = mlm_loss + self.rtd_weight * rtd_loss
+        n_real = int(real.sum())
+        metrics = classification_metrics("mlm", mlm_loss, mlm_logits, targets) | {
+            "rtd_loss": (rtd_loss.detach() * n_real, n_real), "rtd_acc": (rtd_acc * n_real, n_real),
+            "rtd_replaced": (replaced_frac * n_real, n_real)}
         return ElectraOutput(loss, mlm_loss, rtd_loss, rtd_acc, replaced_frac, mlm_logits, rtd_logits, corrupted,
-                             replaced)
+                             replaced, metrics)

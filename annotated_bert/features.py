@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from annotated_bert.tokenization import pad_batch
+
 PROGRESS_THRESHOLD = 1000  # texts; above this a progress bar is shown unless progress=False
 
 
@@ -79,19 +81,10 @@ def encode(model: torch.nn.Module, tokenizer, texts: str | Sequence[str], poolin
     try:
         with torch.no_grad():
             for batch in batches:
-                T = len(ids[batch[0]])                                      # the batch's longest
-                B = len(batch)
-                input_ids = torch.full((B, T), tokenizer.pad_token_id, dtype=torch.long)      # (B, T)
-                token_type_ids = torch.zeros(B, T, dtype=torch.long)                         # (B, T)
-                attention_mask = torch.zeros(B, T, dtype=torch.long)                         # (B, T)
-                for row, i in enumerate(batch):
-                    n = len(ids[i])
-                    input_ids[row, :n] = torch.tensor(ids[i])
-                    token_type_ids[row, :n] = torch.tensor(types[i])
-                    attention_mask[row, :n] = 1
-                hidden = bert(input_ids.to(device), token_type_ids.to(device),
-                              attention_mask.to(device)).last_hidden_state  # (B, T, H)
-                vectors = pool(hidden, attention_mask.to(device), pooling).float()   # (B, H)
+                inputs = {k: v.to(device) for k, v in pad_batch([ids[i] for i in batch], tokenizer.pad_token_id,
+                                                                 [types[i] for i in batch]).items()}  # (B, T) each
+                hidden = bert(**inputs).last_hidden_state                                     # (B, T, H)
+                vectors = pool(hidden, inputs["attention_mask"], pooling).float()             # (B, H)
                 if normalize:
                     vectors = F.normalize(vectors, p=2, dim=-1)
                 out[batch] = vectors.cpu()

@@ -12,12 +12,13 @@ I feed-forward width, V vocabulary, M masked positions in the batch.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from annotated_bert import interop
 from annotated_bert.config import IGNORE_INDEX, BertConfig
 
 
@@ -69,6 +70,30 @@ class BertEmbeddings(nn.Module):
         if hasattr(self, "position_embeddings"):
             return self.position_embeddings.weight
         return self.position_encoding
+
+    def resize(self, n_positions: int, init: str = "normal", std: float = 0.02) -> None:
+        """Grow the position table to `n_positions` rows: learned rows are kept and the new ones
+        drawn from N(0, std) (`"normal"`) or copied from row p mod old_rows (`"tile"`); fixed sin/cos
+        positions are recomputed for the longer length."""
+        if init not in ("normal", "tile"):
+            raise ValueError(f"init must be 'normal' or 'tile', got {init!r}")
+        table = self.position_table()
+        old = table.shape[0]
+        if n_positions < old:
+            raise ValueError(f"the position table has {old} rows; shrinking it to {n_positions} would throw "
+                             f"away trained positions (truncate inputs instead)")
+        if hasattr(self, "position_encoding"):
+            self.position_encoding = sinusoidal_positions(n_positions, table.shape[1]).to(table.device, table.dtype)
+        elif n_positions > old:
+            new = nn.Embedding(n_positions, table.shape[1], device=table.device, dtype=table.dtype)
+            with torch.no_grad():
+                new.weight[:old] = table
+                if init == "normal":
+                    nn.init.normal_(new.weight[old:], std=std)
+                else:
+                    new.weight[old:] = table[torch.arange(old, n_positions, device=table.device) % old]
+            new.weight.requires_grad_(table.requires_grad)
+            self.position_embeddings = new
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
         T = input_ids.shape[1]
@@ -192,9 +217,10 @@ class BertOutput:
 
 
 class BertPreTrainedModel(nn.Module):
-    """Shared by every model here: BERT's initialisation, and loading/saving (annotated_bert.checkpoints)."""
+    """Shared by every model here: BERT's initialisation, and loading/saving (annotated_bert.interop)."""
 
     config: BertConfig
+    base_model_prefix = "bert"  # Hugging Face's convention: the encoder is `self.bert` (a BertModel is its own)
 
     def init_weights(self) -> None:
         std = self.config.initializer_range
@@ -227,16 +253,24 @@ class BertPreTrainedModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path, **kwargs):
-        from annotated_bert.checkpoints import from_pretrained
-        return from_pretrained(cls, path, **kwargs)
+        return interop.from_pretrained(cls, path, **kwargs)
 
     def save_pretrained(self, directory, vocab=None) -> None:
-        from annotated_bert.checkpoints import save_pretrained
-        save_pretrained(self, directory, vocab)
+        interop.save_pretrained(self, directory, vocab)
 
     def resize_position_embeddings(self, n_positions: int, init: str = "normal") -> None:
-        from annotated_bert.checkpoints import resize_position_embeddings
-        resize_position_embeddings(self, n_positions, init)
+        """Grow the position table to `n_positions` rows. BERT's learned table has 512 rows; past
+        512 tokens an input needs more.
+
+        Learned positions: the pretrained rows are copied and the new ones initialised, either
+        `"normal"` (std config.initializer_range, like a fresh model) or `"tile"` (row p copies
+        pretrained row p mod old_rows, a better start for further training). Fixed sin/cos positions
+        are simply recomputed for the longer length. Call it before building the optimizer: the
+        learned table is a new Parameter."""
+        encoder = getattr(self, self.base_model_prefix, self)
+        encoder.embeddings.resize(n_positions, init, std=self.config.initializer_range)
+        self.config.max_position_embeddings = n_positions
+        encoder.config.max_position_embeddings = n_positions  # the same object, unless built apart
 
 
 class BertModel(BertPreTrainedModel):
@@ -299,23 +333,33 @@ class BertPreTrainingHeads(nn.Module):
         self.seq_relationship = nn.Linear(config.hidden_size, 2)  # logit 1 = "B follows A" (walkthrough convention)
 
 
+def classification_metrics(name: str, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> dict:
+    """`{name}_loss` and `{name}_acc` as (sum over the n predictions, n), detached. Sums and counts
+    add up across batches and processes, so an evaluation averages over every prediction."""
+    n = targets.numel()
+    with torch.no_grad():
+        correct = (logits.argmax(-1) == targets).sum()
+    return {f"{name}_loss": (loss.detach() * n, n), f"{name}_acc": (correct, n)}
+
+
 @dataclass
 class PreTrainingOutput:
-    loss: torch.Tensor | None            # mlm_loss + nsp_loss (whichever are given)
+    loss: torch.Tensor | None            # mlm_loss + nsp_weight * nsp_loss (whichever are given)
     mlm_loss: torch.Tensor | None
     nsp_loss: torch.Tensor | None
     mlm_logits: torch.Tensor             # (M, V) at the masked positions when labels are given, else (B, T, V)
     nsp_logits: torch.Tensor             # (B, 2)
     hidden_states: torch.Tensor          # (B, T, H)
     attentions: tuple[torch.Tensor, ...] | None = None
+    metrics: dict = field(default_factory=dict)  # {name: (sum over the batch, count)}, see `classification_metrics`
 
 
 class BertForPreTraining(BertPreTrainedModel):
     """BERT with its two pretraining heads: masked language modelling and next-sentence prediction."""
 
-    def __init__(self, config: BertConfig):
+    def __init__(self, config: BertConfig, nsp_weight: float = 1.0):
         super().__init__()
-        self.config = config
+        self.config, self.nsp_weight = config, nsp_weight   # loss = mlm_loss + nsp_weight * nsp_loss
         self.bert = BertModel(config)
         self.cls = BertPreTrainingHeads(config)
         self.init_weights()
@@ -330,21 +374,24 @@ class BertForPreTraining(BertPreTrainedModel):
                 nsp_labels: torch.Tensor | None = None, output_attentions: bool = False) -> PreTrainingOutput:
         out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
         h = out.last_hidden_state                                           # (B, T, H)
-        mlm_loss = nsp_loss = None
+        mlm_loss = nsp_loss = loss = None
+        metrics = {}
         if mlm_labels is not None:
             # sparse prediction: run the head (V-wide, the costliest matmul) only where a token was masked
             masked = mlm_labels != IGNORE_INDEX                             # (B, T)
             mlm_logits = self.cls.predictions(h[masked])                    # (M, V)
             targets = mlm_labels[masked]                                    # (M,)
             mlm_loss = F.cross_entropy(mlm_logits.float(), targets) if len(targets) else h.sum() * 0.0
+            loss = mlm_loss
+            metrics |= classification_metrics("mlm", mlm_loss, mlm_logits, targets)
         else:
             mlm_logits = self.cls.predictions(h)                            # (B, T, V)
         nsp_logits = self.cls.seq_relationship(out.pooler_output)           # (B, 2)
         if nsp_labels is not None:
             nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
-        losses = [x for x in (mlm_loss, nsp_loss) if x is not None]
-        loss = sum(losses) if losses else None
-        return PreTrainingOutput(loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, h, out.attentions)
+            loss = nsp_loss * self.nsp_weight if loss is None else loss + self.nsp_weight * nsp_loss
+            metrics |= classification_metrics("nsp", nsp_loss, nsp_logits, nsp_labels)
+        return PreTrainingOutput(loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, h, out.attentions, metrics)
 
 
 # ------------------------------------------------------------------------------ fine-tuning heads
@@ -354,6 +401,7 @@ class BertForPreTraining(BertPreTrainedModel):
 class TaskOutput:
     loss: torch.Tensor | None
     logits: torch.Tensor                 # (B, num_labels) or (B, T, num_labels); QA: (B, T, 2)
+    metrics: dict = field(default_factory=dict)  # {name: (sum over the batch, count)}
 
 
 class BertForSequenceClassification(BertPreTrainedModel):
@@ -371,8 +419,12 @@ class BertForSequenceClassification(BertPreTrainedModel):
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None) -> TaskOutput:
         pooled = self.bert(input_ids, token_type_ids, attention_mask).pooler_output    # (B, H)
         logits = self.classifier(self.dropout(pooled))                                # (B, num_labels)
-        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
-        return TaskOutput(loss, logits)
+        if labels is None:
+            return TaskOutput(None, logits)
+        loss = F.cross_entropy(logits.float(), labels)
+        with torch.no_grad():
+            metrics = {"accuracy": ((logits.argmax(-1) == labels).sum(), labels.numel())}
+        return TaskOutput(loss, logits, metrics)
 
 
 class BertForTokenClassification(BertPreTrainedModel):

@@ -18,11 +18,13 @@ entity, a `B-X` not followed by `E-X` in BIOES still ends an entity, and so on (
 """
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from annotated_bert.config import IGNORE_INDEX
+from annotated_bert.data import sniff_file
 
 # Allowed prefixes per scheme. IOB1 (CoNLL-2003's own tags): I-X everywhere, B-X only to start an
 # entity that directly follows one of the same type. BIO (IOB2): every entity starts with B-X.
@@ -41,6 +43,15 @@ CONLL_HINT = (
     "Reuters RCV1 corpus from NIST); the result is eng.train, eng.testa and eng.testb."
 )
 
+NOT_CONLL = {  # what read_conll says about a file that is something else (see data.sniff_format)
+    "table": "looks like a CSV/TSV table (a header line with commas or tabs), not CoNLL-2003 NER data "
+             "(`word POS chunk NER` per line); a table of texts and labels is for --task sentiment or pair",
+    "squad": "is SQuAD JSON, not CoNLL-2003 NER data; use --task qa",
+    "json": "is JSON, not CoNLL-2003 NER data (`word POS chunk NER` per line, blank lines between sentences)",
+    "binary": "is a binary file (it has NUL bytes), not CoNLL-2003 text; save it as UTF-8 text",
+    "tar": "is a tar archive, not CoNLL-2003 text; unpack it and pass eng.train (or eng.testa)",
+}
+
 
 @dataclass
 class Sentence:
@@ -52,15 +63,19 @@ def read_conll(path: str | Path) -> list[Sentence]:
     """Read a CoNLL-2003 file (`word POS chunk NER` per line, blank lines between sentences).
 
     `-DOCSTART-` lines are document markers, not sentences, and are skipped. Tags are returned as
-    written (IOB1 in the original release); convert them with `iob1_to_bio` / `bio_to_bioes`.
+    written (IOB1 in the original release); convert them with `convert_tags(tags, "IOB1", "BIO")` (or "BIOES").
+    The file may be gzipped; one that is a table, JSON or binary is named as such (a ValueError).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"CoNLL-2003 file not found: {path}. {CONLL_HINT}")
+    kind, gzipped = sniff_file(path)
+    if kind in NOT_CONLL:
+        raise ValueError(f"{path} {NOT_CONLL[kind]}")
     sentences: list[Sentence] = []
     words: list[str] = []
     tags: list[str] = []
-    with path.open(encoding="utf-8") as f:
+    with (gzip.open(path, "rt", encoding="utf-8-sig") if gzipped else path.open(encoding="utf-8-sig")) as f:
         for lineno, line in enumerate(f, start=1):
             fields = line.split()
             if not fields or fields[0] == "-DOCSTART-":
@@ -149,19 +164,10 @@ def convert_tags(tags: Sequence[str], source: str, target: str) -> list[str]:
     return entities_to_tags(extract_entities(tags, source), len(tags), target)
 
 
-def iob1_to_bio(tags: Sequence[str]) -> list[str]:
-    """IOB1 -> BIO: an I-X that starts an entity (after O or another type) becomes B-X."""
-    return convert_tags(tags, "IOB1", "BIO")
 
 
-def bio_to_bioes(tags: Sequence[str]) -> list[str]:
-    """BIO -> BIOES: single-word entities become S-X, the last word of longer ones E-X."""
-    return convert_tags(tags, "BIO", "BIOES")
 
 
-def bioes_to_bio(tags: Sequence[str]) -> list[str]:
-    """BIOES -> BIO: S-X becomes B-X, E-X becomes I-X (for valid input)."""
-    return convert_tags(tags, "BIOES", "BIO")
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -219,12 +225,6 @@ def label_list(types: Iterable[str], scheme: str = "BIO") -> list[str]:
     return ["O"] + sorted(f"{prefix}-{t}" for t in set(types) for prefix in SCHEMES[scheme])
 
 
-def label_maps(labels: Sequence[str]) -> tuple[dict[str, int], dict[int, str]]:
-    """(label2id, id2label) for a label list; the names Hugging Face configs use."""
-    label2id = {label: i for i, label in enumerate(labels)}
-    if len(label2id) != len(labels):
-        raise ValueError(f"duplicate labels in {labels}")
-    return label2id, dict(enumerate(labels))
 
 
 def align_labels_to_pieces(word_ids: Sequence[int | None], word_labels: Sequence[int],

@@ -25,6 +25,7 @@ Layouts (all 2L+1 positions):
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -314,6 +315,14 @@ class PretrainingDataset(torch.utils.data.Dataset):
     @property
     def seq_len(self) -> int:
         return self.original_ids.shape[1]
+
+    def fingerprint(self) -> str:
+        """Identifies the samples (their number, the vocabulary and a sparse sample of the ids), so
+        that a run is never resumed on other data."""
+        h = hashlib.sha1()
+        h.update("\n".join(self.vocab.itos).encode())
+        h.update(self.original_ids[:: max(1, len(self) // 1000)].numpy().tobytes())
+        return f"{len(self)}-{h.hexdigest()[:16]}"
 
     def __len__(self) -> int:
         return len(self.nsp_labels)

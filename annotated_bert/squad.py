@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 SQUAD_HINT = ("SQuAD v1.1 is not shipped with this project: train-v1.1.json and dev-v1.1.json "
               "are at https://rajpurkar.github.io/SQuAD-explorer/ (CC BY-SA 4.0).")
@@ -276,15 +275,6 @@ def make_features(examples: Sequence[SquadExample],
     return features
 
 
-def features_to_tensors(features: Sequence[SquadFeature]) -> dict[str, torch.Tensor]:
-    """Stack features into LongTensors (N, T), named as Hugging Face's BertForQuestionAnswering."""
-    return {
-        "input_ids": torch.tensor([f.input_ids for f in features], dtype=torch.long),  # (N, T)
-        "token_type_ids": torch.tensor([f.token_type_ids for f in features], dtype=torch.long),
-        "attention_mask": torch.tensor([f.attention_mask for f in features], dtype=torch.long),
-        "start_positions": torch.tensor([f.start_position for f in features], dtype=torch.long),
-        "end_positions": torch.tensor([f.end_position for f in features], dtype=torch.long),
-    }
 
 
 # ----------------------------------------------------------------------------- decoding

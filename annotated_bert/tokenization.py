@@ -22,7 +22,9 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+import torch
 
 from annotated_bert.files import atomic_write_text
 
@@ -54,14 +56,6 @@ def basic_english(text: str) -> list[str]:
     return text.split()  # also torchtext's final r"\s+" -> " " rule
 
 
-def basic_english_regex(text: str) -> list[str]:
-    """The same tokenizer written as torchtext writes it (twelve regex passes); the reference for tests."""
-    patterns = [r"\'", r"\"", r"\.", r"<br \/>", r",", r"\(", r"\)", r"\!", r"\?", r"\;", r"\:", r"\s+"]
-    replacements = [" '  ", "", " . ", " ", " , ", " ( ", " ) ", " ! ", " ? ", " ", " ", " "]
-    text = text.lower()
-    for pattern, replacement in zip(patterns, replacements):
-        text = re.sub(pattern, replacement, text)
-    return text.split()
 
 
 class Vocab:
@@ -170,3 +164,19 @@ def encode_words(tokenizer, words: list[str], max_length: int | None = None) -> 
     word_ids.append(None)
     return {"input_ids": ids, "token_type_ids": [0] * len(ids), "attention_mask": [1] * len(ids),
             "word_ids": word_ids}
+
+
+def pad_batch(input_ids: Sequence[Sequence[int]], pad_id: int,
+              token_type_ids: Sequence[Sequence[int]] | None = None) -> dict[str, torch.Tensor]:
+    """Ragged id lists -> right-padded (B, T) `input_ids`, `token_type_ids` and `attention_mask`
+    (1 on real tokens, 0 on padding), T the longest list's length."""
+    B, T = len(input_ids), max((len(x) for x in input_ids), default=0)
+    ids = torch.full((B, T), pad_id, dtype=torch.long)                       # (B, T)
+    types = torch.zeros((B, T), dtype=torch.long)                            # (B, T)
+    mask = torch.zeros((B, T), dtype=torch.long)                             # (B, T)
+    for row, x in enumerate(input_ids):
+        ids[row, :len(x)] = torch.tensor(x, dtype=torch.long)
+        if token_type_ids is not None:
+            types[row, :len(x)] = torch.tensor(token_type_ids[row], dtype=torch.long)
+        mask[row, :len(x)] = 1
+    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}

@@ -7,7 +7,7 @@ identically, timed in one process on the same batches.
     python benchmarks/bench_speed.py --only mini --precision bf16 --dropout 0   # no dropout anywhere
 
 A step is what the training loop does: forward (MLM + NSP losses), backward, gradient clipping,
-AdamW step. Both models get the same config (widths, layers, heads, vocabulary, learned
+AdamW step (ours: `annotated_bert.training.train_step` itself). Both models get the same config (widths, layers, heads, vocabulary, learned
 positions, dropout 0.1 or --dropout, exact GELU, fp32 or --precision bf16 autocast), the same
 batch and the same optimizer; Hugging Face runs with its default attention (SDPA). Steps
 alternate between the two models in rounds so that machine noise hits both alike; the median
@@ -16,7 +16,7 @@ round is reported.
 Configurations:
 - seed:  the walkthrough's model (width 64, 1 layer, 4 heads, feed-forward 36), batch 12,
          sequence 55 (L = 27), the vocabulary of the first 1,000 IMDb reviews; real batches from
-         IMDBBertDataset when ../shared/data is present, else synthetic ones of the same shape.
+         IMDBBertDataset on the embedded sample.
 - mini:  4 layers, hidden 256, 4 heads, feed-forward 1024, batch 32, sequence 128, vocabulary
          30,522 (BERT's); synthetic full-length batches with 15% of positions masked.
 """
@@ -24,8 +24,6 @@ Configurations:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import time
@@ -34,20 +32,18 @@ import torch
 
 from annotated_bert.config import BertConfig
 from annotated_bert.model import BertForPreTraining
+from annotated_bert.training import Schedule, train_step
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-IMDB = os.path.join(REPO, "..", "shared", "data", "imdb_train.csv.gz")
 
 
 def seed_batches(n: int, vocab_size_out: list) -> list[dict]:
-    """Batches of 12 from the first 1,000 IMDb reviews with L = 27 (sequence 55)."""
-    if os.path.exists(IMDB):
-        from annotated_bert.pretraining import IMDBBertDataset
-        ds = IMDBBertDataset(IMDB, 0, 1000, context_length=27, verbose=False)
-        vocab_size_out.append(len(ds.vocab))
-        return [ds.batch(torch.arange(i * 12, (i + 1) * 12)) for i in range(n)]
-    vocab_size_out.append(9626)  # the walkthrough's vocabulary size
-    return synthetic_batches(n, 12, 55, 9626)
+    """Batches of 12 from the first 1,000 IMDb reviews (the embedded sample) with L = 27 (sequence 55)."""
+    from annotated_bert.data import DEFAULT_DATA
+    from annotated_bert.pretraining import IMDBBertDataset
+
+    ds = IMDBBertDataset(DEFAULT_DATA, 0, 1000, context_length=27, verbose=False)
+    vocab_size_out.append(len(ds.vocab))
+    return [ds.batch(torch.arange(i * 12, (i + 1) * 12)) for i in range(n)]
 
 
 def synthetic_batches(n: int, B: int, T: int, V: int, mask_prob: float = 0.15) -> list[dict]:
@@ -79,13 +75,12 @@ def autocast(precision: str):
 
 
 def ours_step(model, opt, precision: str):
+    """The library's own `train_step`, the one `python -m annotated_bert.train` runs (learning-rate
+    schedule, forward, backward, clipping, AdamW, and the batch's metrics read back)."""
+    schedule = Schedule(peak_lr=1e-4, total_steps=10**9, warmup=0.0)
+
     def step(b):
-        with autocast(precision):
-            out = model(**b)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        train_step(model, b, opt, schedule, 0, precision=precision)
     return step
 
 

@@ -13,8 +13,8 @@ import numpy as np
 from tqdm import tqdm
 
 from annotated_bert.checkpoints import CheckpointError
-from annotated_bert.data import DataError
-from annotated_bert.finetune import load_tokenizer, read_classification
+from annotated_bert.data import DataError, read_classification
+from annotated_bert.interop import load_tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

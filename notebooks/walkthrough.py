@@ -103,7 +103,7 @@ from annotated_bert.pretraining import (IMDBBertDataset, find_context_length, ga
                                         tokenize_reviews)
 from annotated_bert.files import read_jsonl
 from annotated_bert.model import BertForPreTraining, BertModel, sinusoidal_positions
-from annotated_bert.predict import Predictor
+from annotated_bert.inference import Predictor
 from annotated_bert.shapes import format_shapes, record_shapes, shape_of
 from annotated_bert.tokenization import WALKTHROUGH_SPECIALS as SPECIAL_TOKENS, basic_english
 

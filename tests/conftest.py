@@ -1,5 +1,6 @@
-"""Shared fixtures: a small synthetic review corpus (always available) and the real IMDb data
-(used when ../shared/data is present, skipped with a reason otherwise)."""
+"""Shared fixtures: a small synthetic review corpus (always available), a small pretraining run,
+and the real datasets (their folder is $ANNOTATED_BERT_SHARED_DATA, by default ../shared/data
+beside the repository; tests that need them skip with a reason when they are absent)."""
 
 import os
 import random
@@ -38,8 +39,31 @@ def tiny_csv(tmp_path) -> Path:
     return path
 
 
+NO_IMDB = ("the full IMDb train split (imdb_train.csv.gz) is not here; set ANNOTATED_BERT_SHARED_DATA to "
+           "the folder that holds it")
+
+
 @pytest.fixture(scope="session")
 def imdb_path() -> Path:
     if not IMDB_TRAIN.exists():
-        pytest.skip(f"real IMDb data not found at {IMDB_TRAIN} (set ANNOTATED_BERT_SHARED_DATA)")
+        pytest.skip(NO_IMDB)
     return IMDB_TRAIN
+
+
+@pytest.fixture(scope="session")
+def imdb_sample(imdb_path) -> list[str]:
+    """300 real reviews drawn from the full train split, the same ones every run."""
+    return pd.read_csv(imdb_path)["review"].sample(n=300, random_state=0).tolist()
+
+
+@pytest.fixture(scope="session")
+def pretraining_run(tmp_path_factory) -> str:
+    """A small pretraining run (the walkthrough's model on 60 synthetic reviews, one epoch)."""
+    from annotated_bert import train
+    folder = tmp_path_factory.mktemp("inference")
+    csv = folder / "reviews.csv"
+    pd.DataFrame({"review": synthetic_reviews(60)}).to_csv(csv, index=False)
+    out = folder / "run"
+    assert train.main(["--data", str(csv), "--ds-to", "60", "--out", str(out), "--context-length", "10",
+                       "--batch-size", "8", "--epochs", "1", "--quiet"]) == 0
+    return str(out)

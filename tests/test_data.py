@@ -1,160 +1,25 @@
-import gzip
-import io
-import tarfile
+"""annotated_bert.data: reading reviews and tables (recognised by content), the embedded sample
+and the download."""
 
-import numpy as np
+import gzip
+import hashlib
+import io
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
 import pandas as pd
 import pytest
-import torch
 
-from annotated_bert.config import IGNORE_INDEX
-from annotated_bert.data import DataError, read_reviews
-from annotated_bert.pretraining import (IMDBBertDataset, SpecialIds, find_context_length, make_nsp_pairs,
-                                        tokenize_reviews)
-from annotated_bert.tokenization import basic_english
-from conftest import synthetic_reviews
+from annotated_bert import data
+from annotated_bert.data import (DEFAULT_DATA, DataError, download_imdb, read_classification, read_reviews,
+                                 read_table, resolve_data)
+from conftest import SHARED_DATA
 
-
-def build(reviews, **kw):
-    kw.setdefault("verbose", False)
-    return IMDBBertDataset(pd.DataFrame({"review": reviews}), 0, None, **kw)
-
-
-def test_context_length_is_the_percentile():
-    assert find_context_length(np.arange(10, 101, 10), 90) == 90   # the brief's example
-    assert find_context_length(np.array([3, 1, 2]), 100) == 3
-    assert find_context_length(np.array([5] * 10 + [50]), 90) == 5
-    with pytest.raises(DataError):
-        find_context_length(np.array([]), 90)
-
-
-def test_sentences_split_on_periods_and_drop_empty_ones():
-    sentences, itos = tokenize_reviews(["One two. Three... Four!", "Five"], basic_english, progress=False)
-    words = [[itos[i] for i in sentences.tokens(s)] for s in range(len(sentences))]
-    assert words == [["one", "two"], ["three"], ["four", "!"], ["five"]]
-    assert sentences.review.tolist() == [0, 0, 0, 1]
-
-
-def test_nsp_pairs_positives_negatives_and_split():
-    reviews = synthetic_reviews(40)
-    sentences, _ = tokenize_reviews(reviews, basic_english, progress=False)
-    in_split = np.zeros(40, dtype=bool)
-    in_split[:30] = True
-    a, b, labels = make_nsp_pairs(sentences, in_split, np.random.default_rng(0))
-    rev = sentences.review
-    assert labels.mean() == 0.5 and (labels[0::2] == 1).all() and (labels[1::2] == 0).all()
-    pos, neg = labels == 1, labels == 0
-    assert (b[pos] == a[pos] + 1).all() and (rev[a[pos]] == rev[b[pos]]).all()      # adjacent, same review
-    assert (rev[a[neg]] != rev[b[neg]]).all()                                       # another review
-    assert (a[neg] == a[pos]).all()                                                  # each positive's twin
-    assert in_split[rev[a]].all() and in_split[rev[b]].all()                         # never leaves the split
-    # every adjacent pair of a review in the split is a positive
-    expected = sum(max(0, c - 1) for c in np.bincount(rev, minlength=40)[:30])
-    assert pos.sum() == expected
-
-
-def test_layouts_walkthrough_and_standard():
-    for layout in ("walkthrough", "standard"):
-        ds = build(synthetic_reviews(30), layout=layout, context_length=8, seed=1)
-        s = ds.special
-        ids, types = ds.original_ids.long(), ds.token_type_ids.long()
-        L = 8
-        assert ids.shape[1] == 2 * L + 1
-        assert (ids[:, 0] == s.cls).all()
-        if layout == "walkthrough":
-            assert (ids[:, L] == s.sep).all() and (ids[:, L + 1] == s.cls).all()
-            assert (types[:, :L + 1] == 0).all() and (types[:, L + 1:] == 1).all()
-        else:
-            for row, tt in zip(ids, types):
-                seps = (row == s.sep).nonzero().squeeze(1).tolist()
-                assert len(seps) == 2 and (row == s.cls).sum() == 1
-                real = row != s.pad
-                assert real[: seps[1] + 1].all() and not real[seps[1] + 1:].any()     # padding only at the end
-                assert (tt[1: seps[0] + 1] == 0).all() and (tt[seps[0] + 1: seps[1] + 1] == 1).all()
-
-
-def test_masking_invariants():
-    ds = build(synthetic_reviews(200), context_length=10, seed=3)
-    s = ds.special
-    chosen, orig, inp = ds.chosen, ds.original_ids.long(), ds.input_ids.long()
-    special = torch.isin(orig, torch.tensor([s.cls, s.pad, s.sep]))
-    assert not (chosen & special).any()                        # specials and padding are never chosen
-    assert ((inp != orig) <= chosen).all()                      # only chosen positions change
-    for seg in (0, 1):                                          # per sentence: round(15% of n), at least 1
-        in_seg = (ds.token_type_ids == seg) & ds.eligible
-        n, k = in_seg.sum(1), (chosen & in_seg).sum(1)
-        expected = torch.where(n > 0, torch.clamp(torch.floor(n * 0.15 + 0.5), min=1), 0)
-        assert torch.equal(k, expected)
-    became_mask = (inp[chosen] == s.mask).float().mean().item()
-    unchanged = (inp[chosen] == orig[chosen]).float().mean().item()
-    assert abs(became_mask - 0.8) < 0.03 and abs(unchanged - 0.1) < 0.03     # 80/10/10 (random may hit itself)
-    replaced = inp[chosen & (inp != orig) & (inp != s.mask)]
-    assert not torch.isin(replaced, torch.tensor(ds.vocab.special_ids)).any()
-    batch = ds.batch(torch.arange(len(ds)))
-    labels = batch["mlm_labels"]
-    assert torch.equal(labels != IGNORE_INDEX, chosen) and torch.equal(labels[chosen], orig[chosen])
-    assert torch.equal(batch["attention_mask"].bool(), orig != s.pad)
-
-
-def test_truncation_never_loses_a_mask():
-    ds = build(synthetic_reviews(100), context_length=4, seed=0)   # sentences cut to 3 tokens
-    assert (ds.original_ids.long()[ds.chosen] != ds.special.pad).all()
-    assert ds.chosen.sum(1).min() >= 2                              # one per sentence at least, both kept
-
-
-def test_same_seed_same_dataset_and_dynamic_masking():
-    a, b, c = (build(synthetic_reviews(50), seed=s) for s in (7, 7, 8))
-    assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.nsp_labels, b.nsp_labels)
-    assert not torch.equal(a.input_ids, c.input_ids)
-    d = build(synthetic_reviews(50), seed=7, masking="dynamic")
-    epoch0 = d.input_ids.clone()
-    d.set_epoch(1)
-    assert not torch.equal(d.input_ids, epoch0)
-    d.set_epoch(0)
-    assert torch.equal(d.input_ids, epoch0)
-    a.set_epoch(3)                                                  # static: the same masks forever
-    assert torch.equal(a.input_ids, b.input_ids)
-
-
-def test_validation_reviews_are_held_out():
-    reviews = [f"Review {i} sentence one. Review {i} sentence two. Review {i} sentence three." for i in range(50)]
-    ds = build(reviews, seed=0, val_fraction=0.2, min_freq=1)
-    val_reviews = set(np.flatnonzero(ds.is_val_review))
-    assert len(val_reviews) == 10 and ds.val is not None
-    number_of = lambda ds_: {int(ds_.vocab.itos[i]) for i in ds_.original_ids.unique().tolist()
-                             if ds_.vocab.itos[i].isdigit()}
-    # training samples mention every training review and no validation review; the vocabulary is
-    # built from training reviews only, so a validation review's number is [UNK] in ds.val
-    assert number_of(ds) == set(range(50)) - val_reviews
-    assert number_of(ds.val) == set() and (ds.val.original_ids == ds.special.unk).any()
-
-
-def test_mlm_only_dataset_has_only_consecutive_pairs():
-    ds = build(synthetic_reviews(30), nsp=False)
-    assert (ds.nsp_labels == 1).all() and "nsp_labels" not in ds[0]
-
-
-def test_items_dataframe_and_dataloader():
-    ds = build(synthetic_reviews(30), context_length=6)
-    item = ds[0]
-    assert set(item) == {"input_ids", "token_type_ids", "attention_mask", "mlm_labels", "nsp_labels"}
-    assert item["input_ids"].shape == (13,) and item["nsp_labels"].shape == ()
-    df = ds.df
-    assert list(df.columns) == ["masked_indices", "indices", "token_mask", "is_next"] and len(df) == len(ds)
-    assert (df["token_mask"][0] == (~ds.chosen[0]).numpy()).all()
-    loader = torch.utils.data.DataLoader(ds, batch_size=4)
-    assert next(iter(loader))["input_ids"].shape == (4, 13)
-
-
-def test_real_imdb_first_1000_reviews(imdb_path):
-    ds = IMDBBertDataset(str(imdb_path), 0, 1000, verbose=False)
-    assert 20 <= ds.context_length <= 60
-    assert 5000 < len(ds.vocab) < 15000
-    assert len(ds) > 10000 and len(ds.val) > 1000
-    assert ds.vocab.itos[:5] == ["[CLS]", "[PAD]", "[MASK]", "[SEP]", "[UNK]"]
-
-
-# ------------------------------------------------------------------------------ bad input
 
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="data not found.*--data"):
@@ -165,7 +30,7 @@ def test_the_text_column_is_review_text_or_sentence_or_the_one_named(tmp_path):
     p = tmp_path / "x.csv"
     p.write_text('id,text,label\n7,"A b. C d.",1\n8,"E f. G h.",0\n')
     df = read_reviews(p)
-    assert df["review"].tolist() == ["A b. C d.", "E f. G h."] and df["id"].tolist() == [7, 8]
+    assert df["review"].tolist() == ["A b. C d.", "E f. G h."] and df["id"].tolist() == ["7", "8"]  # all str
     both = tmp_path / "both.csv"
     both.write_text('sentence,review\n"not this.","This one."\n')
     assert read_reviews(both)["review"].tolist() == ["This one."]           # review comes first
@@ -200,15 +65,6 @@ def test_empty_and_nan_reviews_are_skipped_with_a_count(tmp_path):
     assert len(df) == 2 and any("skipped 2 empty" in m for m in messages)
 
 
-def test_reviews_without_periods(tmp_path, capsys):
-    reviews = ["no period here at all"] * 5 + synthetic_reviews(20)
-    ds = build(reviews, verbose=True)
-    assert "5 reviews have fewer than two sentences" in capsys.readouterr().out
-    assert len(ds) > 0
-    with pytest.raises(DataError, match="no review in this slice has two sentences"):
-        build(["no period", "none here either", "nor here", "and none", "at all"])
-
-
 def test_non_utf8_bytes_are_replaced(tmp_path):
     p = tmp_path / "x.csv.gz"
     with gzip.open(p, "wb") as f:
@@ -225,12 +81,6 @@ def test_bad_slices(tiny_csv):
         read_reviews(tiny_csv, 0, 1000)
     with pytest.raises(DataError, match="ds_from must be >= 0"):
         read_reviews(tiny_csv, -1, 10)
-
-
-def test_a_vocabulary_of_special_tokens_only_is_an_error():
-    reviews = pd.DataFrame({"review": ["Every word here is new. Nothing repeats at all. Quite so."]})
-    with pytest.raises(DataError, match="no token appears 2 times in the 1 training review; .* lower --min-freq"):
-        IMDBBertDataset(reviews, nsp=False, verbose=False)
 
 
 def test_several_csvs_concatenate(tiny_csv):
@@ -267,40 +117,176 @@ def test_corrupt_archive(tmp_path):
         read_reviews(p)
 
 
-def test_special_ids_need_every_special_token():
-    from annotated_bert.tokenization import Vocab
-    with pytest.raises(DataError, match="lacks the special tokens"):
-        SpecialIds.from_vocab(Vocab(["[UNK]", "[PAD]", "a"]))
+def test_the_default_data_is_the_embedded_sample(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "aclImdb_v1.tar.gz").write_bytes(b"the full data is only ever asked for by name")
+    assert resolve_data(None) == [DEFAULT_DATA] and Path(DEFAULT_DATA).name == "imdb_sample.csv.gz"
+    assert resolve_data(["x.csv"]) == ["x.csv"]
+    df = read_reviews(resolve_data(None), log=lambda m: None)
+    assert len(df) == 1000 and list(df.columns) == ["review", "sentiment"]
+    assert df["sentiment"].value_counts().to_dict() == {"positive": 523, "negative": 477}
 
 
-def test_encode_for_model_single_text_and_pair():
-    from annotated_bert.pretraining import encode_for_model
-    from annotated_bert.tokenization import Vocab
-    vocab = Vocab(["[CLS]", "[PAD]", "[MASK]", "[SEP]", "[UNK]", "a", "b", "c"])
-    one = encode_for_model(["a", "[MASK]"], None, vocab, context_length=4, layout="standard")
-    assert vocab.lookup_tokens(one["input_ids"][0].tolist()) == ["[CLS]", "a", "[MASK]", "[SEP]"] + ["[PAD]"] * 5
-    assert one["token_type_ids"].sum() == 0 and one["attention_mask"][0].tolist() == [1] * 4 + [0] * 5
-    two = encode_for_model(["a"], ["b", "c"], vocab, context_length=4, layout="walkthrough")
-    assert vocab.lookup_tokens(two["input_ids"][0].tolist()) == \
-        ["[CLS]", "a", "[PAD]", "[PAD]", "[SEP]", "[CLS]", "b", "c", "[PAD]"]
-    assert two["token_type_ids"][0].tolist() == [0] * 5 + [1] * 4
+def test_the_sample_is_the_first_1000_rows_of_the_train_split(imdb_path):
+    sample = read_table(DEFAULT_DATA, log=lambda m: None)
+    full = pd.read_csv(imdb_path, dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(sample, full.iloc[:1000])
+    assert sample["review"][0] == full["review"][0]
 
 
-def test_packed_layout_cuts_whole_reviews_into_chunks():
-    reviews = synthetic_reviews(40)
-    ds = build(reviews, layout="packed", context_length=6, min_freq=1, nsp=True)   # 13 positions, 11 tokens a chunk
-    s = ds.special
-    assert not ds.nsp and "nsp_labels" not in ds[0] and (ds.token_type_ids == 0).all()
-    ids = ds.original_ids.long()
-    assert (ids[:, 0] == s.cls).all() and ((ids == s.sep).sum(1) == 1).all()
-    # the training chunks, read in order, are the training reviews' sentences joined by "."
-    dot = ds.vocab["."]
-    stream = [t for row in ids.tolist() for t in row[1:row.index(s.sep)]]
-    expected = []
-    for r in np.flatnonzero(~ds.is_val_review):
-        for sent in np.flatnonzero(ds.sentences.review == r):
-            expected += ds.sentences.tokens(sent).tolist() + [dot]
-    assert stream == expected
-    full = ((ids != s.pad).sum(1) == 13)
-    assert full.sum() > 0 and (ids[~full] == s.pad).any()        # long reviews fill chunks, the last is padded
-    assert len(ds.val) > 0
+def test_a_missing_sample_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "DEFAULT_DATA", str(tmp_path / "imdb_sample.csv.gz"))
+    with pytest.raises(DataError, match="pass --data PATH, or .*: python -m annotated_bert.data download") as e:
+        resolve_data(None)
+    assert "\n" not in str(e.value)
+
+
+def test_the_sample_ships_inside_the_wheel(tmp_path):
+    """pyproject.toml maps data/ to annotated_bert/sample_data: a wheel holds the sample once, there."""
+    pytest.importorskip("setuptools")
+    repo = Path(__file__).resolve().parents[1]
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(repo / name, tmp_path / name)
+    shutil.copytree(repo / "annotated_bert", tmp_path / "annotated_bert", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(repo / "data", tmp_path / "data", ignore=shutil.ignore_patterns("aclImdb*"))
+    build = "from setuptools import build_meta; print(build_meta.build_wheel('dist'))"
+    run = subprocess.run([sys.executable, "-c", build], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    names = zipfile.ZipFile(tmp_path / "dist" / run.stdout.split()[-1]).namelist()
+    assert [n for n in names if "imdb_sample" in n] == ["annotated_bert/sample_data/imdb_sample.csv.gz"]
+    assert "annotated_bert/data.py" in names and not any(n.startswith("data/") for n in names)
+
+
+def test_download_checks_the_md5_and_writes_to_data(tmp_path, monkeypatch):
+    payload = b"pretend this is aclImdb_v1.tar.gz"
+
+    class Response(io.BytesIO):
+        headers = {"Content-Length": str(len(payload))}
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: Response(payload))
+    monkeypatch.chdir(tmp_path)
+    dest = tmp_path / "data" / "aclImdb_v1.tar.gz"
+    with pytest.raises(DataError, match="MD5"):
+        download_imdb()
+    assert not dest.exists() and not Path(f"{dest}.part").exists()
+    monkeypatch.setattr(data, "IMDB_MD5", hashlib.md5(payload).hexdigest())
+    assert data.main(["download"]) == 0
+    assert dest.read_bytes() == payload
+
+
+# ------------------------------------------------------------------------------ read_table
+
+MRPC_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
+BOM = "\ufeff"
+
+
+def quiet(messages=None):
+    return (lambda m: None) if messages is None else messages.append
+
+
+def test_the_official_mrpc_file_reads_by_content(tmp_path):
+    tsv = SHARED_DATA / "mrpc" / "train.tsv"
+    if not tsv.exists():
+        pytest.skip("MRPC (mrpc/train.tsv) is not here; set ANNOTATED_BERT_SHARED_DATA to the folder that holds it")
+    text = tsv.read_text(encoding="utf-8").removeprefix(BOM)
+    path = tmp_path / "msr_paraphrase_train.txt"                  # the official file's name and BOM
+    path.write_text(BOM + text, encoding="utf-8")
+    messages = []
+    df = read_table(path, log=messages.append)
+    assert messages == [f"read {path} as MRPC (tab-separated, Quality/#1 String/#2 String): 3,668 rows"]
+    assert list(df.columns) == ["label", "#1 ID", "#2 ID", "sentence1", "sentence2"]
+    assert df.values.tolist() == [line.split("\t") for line in text.splitlines()[1:]]   # quotes kept as written
+    assert set(df["label"]) == {"0", "1"}
+    a, b, labels = read_classification(path, "pair", log=quiet())
+    assert len(a) == len(b) == len(labels) == 3668
+
+
+def test_a_synthetic_mrpc_file_with_a_bom_and_stray_quotes(tmp_path):
+    rows = [MRPC_HEADER, '1\t1\t2\tHe said "no.\tHe said no.', "0\t3\t4\tA, b and c.\tD; e."]
+    path = tmp_path / "msr_paraphrase_train.txt"
+    path.write_bytes((BOM + "\n".join(rows) + "\n").encode())
+    messages = []
+    a, b, labels = read_classification(path, "pair", log=messages.append)
+    assert a == ['He said "no.', "A, b and c."] and b == ["He said no.", "D; e."] and labels == ["1", "0"]
+    assert "as MRPC (tab-separated" in messages[0]
+
+
+def test_glue_tsv_and_gzipped_csv_whatever_their_names(tmp_path):
+    glue = tmp_path / "dev.txt"
+    glue.write_text("sentence1\tsentence2\tlabel\nA b.\tA b!\t1\n")
+    assert read_table(glue, log=quiet()).to_dict("list") == {"sentence1": ["A b."], "sentence2": ["A b!"],
+                                                              "label": ["1"]}
+    packed = tmp_path / "reviews.txt"
+    with gzip.open(packed, "wt") as f:
+        f.write('id,review,label\n007,"Good, really.",pos\n008,,neg\n')
+    messages = []
+    df = read_table(packed, log=messages.append)
+    assert messages == [f"read {packed} as gzipped CSV: 2 rows"]
+    assert df.to_dict("list") == {"id": ["007", "008"], "review": ["Good, really.", ""], "label": ["pos", "neg"]}
+
+
+CONLL_SNIPPET = "-DOCSTART- -X- O O\n\nEU NNP I-NP I-ORG\nrejects VBZ I-VP O\n"
+SQUAD_SNIPPET = '{"data": [{"title": "T", "paragraphs": [{"context": "c", "qas": []}]}], "version": "1.1"}'
+
+
+@pytest.mark.parametrize("content, message", [
+    (CONLL_SNIPPET, "looks like CoNLL-2003 NER data (word POS chunk tag columns); fine-tune on it with --task ner"),
+    (CONLL_SNIPPET.split("\n\n")[1], "looks like CoNLL-2003 NER data"),                  # no -DOCSTART-
+    (SQUAD_SNIPPET, "is SQuAD JSON; use --task qa"),
+    ('{"version": "v2.0", "data": []}', "is SQuAD JSON"),
+    ('[{"review": "x"}]', "is JSON, not a CSV/TSV table"),
+    ("", "is empty"),
+    ("\n  \n", "is empty"),
+    ("review,label\n", "has a header but no rows"),
+    (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "is a binary file (it has NUL bytes)"),
+    ("review,label\n" + "a,b\n" * 3 + "c,d,e\n",
+     "as CSV: Error tokenizing data. C error: Expected 2 fields in line 5, saw 3"),
+])
+def test_files_that_are_no_table_are_named(tmp_path, content, message):
+    path = tmp_path / "train.csv"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(DataError, match=re.escape(f"{path} ") + ".*" + re.escape(message)) as e:
+        read_table(path, log=quiet())
+    assert "\n" not in str(e.value)
+
+
+def test_a_tar_archive_is_read_as_aclimdb_by_content(tmp_path):
+    archive = tmp_path / "imdb.bin"                                  # no .tar.gz in the name
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, text in _acl_files().items():
+            info = tarfile.TarInfo(name)
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    assert len(read_reviews(archive, log=quiet())) == 3
+    with pytest.raises(DataError, match="is a tar archive, not a table"):
+        read_table(archive, log=quiet())
+
+
+def test_a_broken_gzip_file_is_named(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_bytes(gzip.compress(b"review\nfine. good.\n")[:-12])
+    with pytest.raises(DataError, match="starts like a gzip file but does not decompress"):
+        read_table(path, log=quiet())
+
+
+def test_read_classification_columns_labels_and_errors(tmp_path):
+    path = tmp_path / "named.csv"
+    path.write_text("verdict,comment,review\npositive ,great film,x\nnegative,dull film,y\n")
+    a, b, labels = read_classification(path, "sentiment", "comment", "verdict", log=quiet())
+    assert a == ["great film", "dull film"] and b is None and labels == ["positive", "negative"]
+    with pytest.raises(DataError, match="no label column \\(label, sentiment;.*pass --label-column NAME"):
+        read_classification(path, "sentiment", log=quiet())
+    with pytest.raises(DataError, match="a pair task needs 'sentence1' and 'sentence2' columns \\(or MRPC's TSV\\)"):
+        read_classification(path, "pair", log=quiet())
+    path.write_text("review,label\ngood,a\nbad,b\nmeh,\nok, \n,c\n")
+    with pytest.raises(DataError, match="2 rows with text have no 'label' \\(the first is data row 3\\)"):
+        read_classification(path, "sentiment", log=quiet())
+    with pytest.raises(DataError, match="data not found"):
+        read_classification(tmp_path / "nope.csv", "sentiment")
+
+
+def test_labels_are_stripped(tmp_path):
+    path = tmp_path / "spaces.csv"
+    path.write_text("review,label\ngood,pos\nbad, neg\nfine,pos \n")
+    assert read_classification(str(path), "sentiment")[2] == ["pos", "neg", "pos"]

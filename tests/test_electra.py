@@ -14,7 +14,9 @@ from annotated_bert.config import preset
 from annotated_bert.electra import ElectraForPreTraining, generator_config
 from annotated_bert.files import read_jsonl
 from annotated_bert.model import BertForSequenceClassification
-from annotated_bert.predict import Predictor
+from annotated_bert.inference import Predictor
+from annotated_bert.plots import binary_entropy
+from annotated_bert.runtime import EXIT_INTERRUPTED
 from test_train import _interrupt_at  # tests/ is on sys.path under pytest
 
 V = 50
@@ -93,13 +95,13 @@ def test_embeddings_are_shared_and_samples_carry_no_gradient():
 
 def test_constant_guess_loss_is_the_binary_entropy():
     """The plot's baseline: always predicting the replaced share p costs the entropy of p."""
-    assert train.binary_entropy(0.5) == pytest.approx(math.log(2))
-    assert train.binary_entropy(0.0) == train.binary_entropy(1.0) == 0.0
+    assert binary_entropy(0.5) == pytest.approx(math.log(2))
+    assert binary_entropy(0.0) == binary_entropy(1.0) == 0.0
     replaced = (torch.rand(10_000, generator=torch.Generator().manual_seed(0)) < 0.14).float()
     p = replaced.mean().item()
     constant = torch.full_like(replaced, math.log(p / (1 - p)))  # the logit of p
     bce = torch.nn.functional.binary_cross_entropy_with_logits(constant, replaced).item()
-    assert bce == pytest.approx(train.binary_entropy(p), rel=1e-5)
+    assert bce == pytest.approx(binary_entropy(p), rel=1e-5)
 
 
 def test_training_cli_learns_and_fine_tuning_loads_the_discriminator(tiny_csv, tmp_path, capsys):
@@ -142,7 +144,7 @@ def test_electra_resumes_exactly(tiny_csv, tmp_path, monkeypatch):
     assert train.main([*args, "--out", str(tmp_path / "full")]) == 0
     with monkeypatch.context() as m:
         _interrupt_at(5, m)
-        assert train.main([*args, "--out", str(tmp_path / "cut")]) == train.EXIT_INTERRUPTED
+        assert train.main([*args, "--out", str(tmp_path / "cut")]) == EXIT_INTERRUPTED
     assert train.main(["--resume", str(tmp_path / "cut"), "--quiet"]) == 0
     full, cut = (read_jsonl(tmp_path / run / "metrics.jsonl") for run in ("full", "cut"))
     keys = ("mlm_loss", "mlm_acc", "rtd_loss", "rtd_acc")

@@ -2,7 +2,6 @@
 
 import gzip
 import json
-import math
 import os
 import random
 import shutil
@@ -10,17 +9,17 @@ import signal
 import subprocess
 import sys
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from annotated_bert import finetune, predict
-from annotated_bert.data import DataError
-from annotated_bert.ner import convert_tags, entity_scores, read_conll
-from annotated_bert.predict import TaskPredictor
-from annotated_bert.squad import read_squad
+from annotated_bert import finetune, predict, tasks
 from annotated_bert.checkpoints import load_training_checkpoint
+from annotated_bert.data import DataError, read_classification
 from annotated_bert.files import read_jsonl
+from annotated_bert.inference import TaskPredictor
+from annotated_bert.ner import convert_tags, entity_scores, read_conll
+from annotated_bert.runtime import EXIT_INTERRUPTED
+from annotated_bert.squad import read_squad
 from annotated_bert.wordpiece_trainer import train_wordpiece
 
 TINY = ["--init", "scratch", "--preset", "bert-tiny", "--quiet", "--max-length", "32", "--batch-size", "8"]
@@ -75,43 +74,6 @@ def squad_file(tmp_path):
     with gzip.open(path, "wt") as f:
         json.dump({"version": "1.1", "data": data}, f)
     return path
-
-
-def test_head_tail_truncation():
-    ids = list(range(10))
-    assert finetune.head_tail(ids, 20, "head+tail", None) == ids
-    assert finetune.head_tail(ids, 6, "head", None) == [0, 1, 2, 3, 4, 5]
-    assert finetune.head_tail(ids, 6, "tail", None) == [4, 5, 6, 7, 8, 9]
-    assert finetune.head_tail(ids, 6, "head+tail", 2) == [0, 1, 6, 7, 8, 9]
-    assert finetune.head_tail(ids, 8, "head+tail", None) == [0, 1, 4, 5, 6, 7, 8, 9]   # a quarter from the head
-
-
-def test_pair_encoding_truncates_the_longer_side_first():
-    class Tok:
-        cls_token_id, sep_token_id = 101, 102
-        encode = staticmethod(lambda text: [int(w) for w in text.split()])
-    ids, types = finetune.encode_classification(Tok(), ["1 2 3 4 5 6"], ["7 8"], max_length=9,
-                                                truncation="head", head=None)
-    assert ids[0] == [101, 1, 2, 3, 4, 102, 7, 8, 102]
-    assert types[0] == [0, 0, 0, 0, 0, 0, 1, 1, 1]
-
-
-def test_length_grouped_batches_cover_every_example_once():
-    lengths = [random.Random(i).randint(1, 500) for i in range(1000)]
-    batches = finetune.length_grouped_batches(lengths, 16, seed=0, epoch=0)
-    flat = sorted(i for b in batches for i in b)
-    assert flat == list(range(1000)) and max(len(b) for b in batches) <= 16
-    # exactly ceil(n / batch) batches: --resume and the step count rely on it (IMDb: 22,500 / 32 -> 704)
-    assert len(batches) == math.ceil(1000 / 16)
-    assert len(finetune.length_grouped_batches([1] * 22_500, 32, seed=0, epoch=1)) == 704
-    again = finetune.length_grouped_batches(lengths, 16, seed=0, epoch=0)
-    assert all((a == b).all() for a, b in zip(batches, again))
-    # batches are length-homogeneous: far less padding than random batches
-    pad = lambda bs: sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in bs)
-    rng = random.Random(0)
-    shuffled = list(range(1000))
-    rng.shuffle(shuffled)
-    assert pad(batches) < 0.3 * pad([shuffled[i:i + 16] for i in range(0, 1000, 16)])
 
 
 def test_sentiment_learns_saves_evaluates_and_predicts(sentiment_csv, tmp_path, capsys):
@@ -183,7 +145,7 @@ def test_ner_learns_entities(conll_file, tmp_path, capsys):
     assert capsys.readouterr().out.split()[1:] == ["lives/O", "in/O", "Oslo/B-LOC", "./O"]
 
 
-def test_qa_with_a_wordpiece_vocabulary(squad_file, tmp_path):
+def test_qa_with_a_wordpiece_vocabulary(squad_file, tmp_path, capsys):
     with gzip.open(squad_file, "rt") as f:
         texts = [p["context"] + " " + q["question"] for a in json.load(f)["data"] for p in a["paragraphs"]
                  for q in p["qas"]]
@@ -191,7 +153,8 @@ def test_qa_with_a_wordpiece_vocabulary(squad_file, tmp_path):
     train_wordpiece(texts, vocab_size=120, show_progress=False).save_vocabulary(vocab_dir)
     out = tmp_path / "qa"
     assert finetune.main(["--task", "qa", "--data", str(squad_file), "--out", str(out), *TINY,
-                          "--vocab", str(vocab_dir / "vocab.txt"), "--epochs", "1", "--doc-stride", "8"]) == 0
+                          "--vocab", str(vocab_dir / "vocab.txt"), "--epochs", "1", "--doc-stride", "8",
+                          "--max-length", "24"]) == 0   # short windows: a question spans several
     val = [r for r in read_jsonl(out / "metrics.jsonl") if r["split"] == "val"][-1]
     assert 0 <= val["exact_match"] <= 1 and 0 <= val["f1"] <= 1
     # answer(): a span of the passage, the one the evaluation decodes for the same question
@@ -199,15 +162,37 @@ def test_qa_with_a_wordpiece_vocabulary(squad_file, tmp_path):
     predictor = TaskPredictor.load(str(out / "best"))
     answers = {ex.id: predictor.answer(ex.question, ex.context) for ex in examples}
     assert all(a in ex.context for ex, a in zip(examples, answers.values()))
-    model, tok, meta = finetune.load_finetuned(str(out / "best"))
-    d = finetune.qa_data(examples, tok, meta["max_length"], meta["doc_stride"])
-    outputs, _ = finetune.task_outputs(model, d, "qa", 7, "cpu", tok.pad_token_id)
-    assert answers == finetune.qa_answers(outputs, d, max_answer_length=30)
+    model, tok, meta = tasks.load_finetuned(str(out / "best"))
+    d = tasks.qa_data(examples, tok, meta["max_length"], meta["doc_stride"])
+    outputs, _ = tasks.task_outputs(model, d, "qa", 7, tok.pad_token_id)
+    assert answers == tasks.qa_answers(outputs, d, max_answer_length=30)
+    # --eval-only counts questions, not the passage windows they were split into
+    capsys.readouterr()
+    assert finetune.main(["--eval-only", "--init", str(out / "best"), "--eval-data", str(squad_file), "--quiet"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["n"] == len(examples) == 40 and line["n_inputs"] == len(d) > 40
 
 
 def test_qa_needs_wordpiece(squad_file, tmp_path, capsys):
     assert finetune.main(["--task", "qa", "--data", str(squad_file), "--out", str(tmp_path / "x"), *TINY]) == 2
     assert "WordPiece --vocab" in capsys.readouterr().err
+
+
+def test_test_data_is_evaluated_once_with_the_best_model(sentiment_csv, tmp_path, capsys):
+    """--test-data: one 'test' record at the end, from the model validation chose, equal to what
+    --eval-only gives that model on the same file."""
+    out = tmp_path / "t"
+    assert finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), "--test-data", str(sentiment_csv),
+                          "--out", str(out), *TINY, "--epochs", "3", "--lr", "1e-3"]) == 0
+    records = read_jsonl(out / "metrics.jsonl")
+    test = [r for r in records if r["split"] == "test"]
+    assert len(test) == 1 and records[-1]["split"] == "test"
+    best_step = json.loads((out / "best" / "finetune.json").read_text())["step"]
+    assert test[0]["step"] == best_step and test[0]["n"] == 240
+    capsys.readouterr()
+    assert finetune.main(["--eval-only", "--init", str(out / "best"), "--eval-data", str(sentiment_csv), "--quiet"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["accuracy"] == test[0]["accuracy"] and again["loss"] == pytest.approx(test[0]["loss"])
 
 
 def test_time_budget_stops_cleanly(sentiment_csv, tmp_path, capsys):
@@ -218,6 +203,7 @@ def test_time_budget_stops_cleanly(sentiment_csv, tmp_path, capsys):
     assert (out / "best" / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_an_eval_every_step_that_ends_an_epoch_is_evaluated_once(sentiment_csv, tmp_path):
     out = tmp_path / "every"
     assert finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), "--out", str(out), *TINY,
@@ -236,12 +222,12 @@ def test_interrupt_and_resume_give_the_uninterrupted_result(sentiment_csv, tmp_p
 
     def collate_then_interrupt(*a, **k):
         calls["n"] += 1
-        if calls["n"] == 30:  # mid-epoch 2 (27 steps per epoch; validation batches count too)
+        if calls["n"] == 30:  # mid-epoch 2 (27 steps per epoch)
             os.kill(os.getpid(), signal.SIGINT)
         return real(*a, **k)
 
     monkeypatch.setattr(finetune, "collate", collate_then_interrupt)
-    assert finetune.main([*args, "--out", str(tmp_path / "cut")]) == finetune.EXIT_INTERRUPTED
+    assert finetune.main([*args, "--out", str(tmp_path / "cut")]) == EXIT_INTERRUPTED
     monkeypatch.setattr(finetune, "collate", real)
     # as if the process had gone on logging past its checkpoint and then been killed
     saved_step = load_training_checkpoint(str(tmp_path / "cut"))["step"]
@@ -275,17 +261,11 @@ def test_bad_classification_files(tmp_path, content, message, capsys):
         assert code == 2 and err.startswith("error: ") and message in err
 
 
-def test_labels_are_stripped(tmp_path):
-    path = tmp_path / "spaces.csv"
-    path.write_text("review,label\ngood,pos\nbad, neg\nfine,pos \n")
-    assert finetune.read_classification(str(path), "sentiment")[2] == ["pos", "neg", "pos"]
-
-
 def test_text_and_label_columns_by_name(tmp_path, capsys):
     rows = ["positive,great film,x", "negative,dull film,y"] * 6
     path = tmp_path / "named.csv"
     path.write_text("verdict,comment,review\n" + "\n".join(rows) + "\n")  # 'review' is a decoy
-    a, _, labels = finetune.read_classification(str(path), "sentiment", "comment", "verdict")
+    a, _, labels = read_classification(str(path), "sentiment", "comment", "verdict")
     assert a[:2] == ["great film", "dull film"] and labels[:2] == ["positive", "negative"]
     base = ["--task", "sentiment", "--data", str(path), *TINY]
     assert finetune.main([*base, "--out", str(tmp_path / "x")]) == 2
@@ -310,7 +290,7 @@ def test_an_init_that_is_no_model_is_named(sentiment_csv, tmp_path, capsys):
     assert finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), "--init", str(tmp_path / "empty"),
                           "--out", str(tmp_path / "x"), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: --init") and "Hugging Face" in err and "'scratch'" in err
+    assert err.startswith("error: --init") and "Hugging Face" in err and "--init scratch" in err
 
 
 def test_eval_data_with_unseen_labels(sentiment_csv, tmp_path, capsys):
@@ -341,25 +321,6 @@ def test_from_a_pretraining_run_and_reinit(sentiment_csv, tiny_csv, tmp_path):
         load_training_checkpoint(str(pre))["vocab"][:5]
 
 
-def test_layer_lr_decay_groups():
-    from annotated_bert.config import preset
-    from annotated_bert.model import BertForSequenceClassification
-    model = BertForSequenceClassification(preset("bert-tiny", vocab_size=50), num_labels=2)  # 2 layers
-    groups = finetune.parameter_groups(model, weight_decay=0.1, layer_lr_decay=0.5)
-    named = {id(p): n for n, p in model.named_parameters()}
-    seen = [named[id(p)] for g in groups for p in g["params"]]
-    assert sorted(seen) == sorted(named.values())  # every parameter exactly once
-    scale = {named[id(p)]: g["lr_scale"] for g in groups for p in g["params"]}
-    assert scale["classifier.weight"] == scale["bert.pooler.dense.weight"] == 1.0
-    assert scale["bert.encoder.layer.1.output.dense.weight"] == 0.5
-    assert scale["bert.encoder.layer.0.attention.self.query.bias"] == 0.25
-    assert scale["bert.embeddings.word_embeddings.weight"] == scale["bert.embeddings.LayerNorm.weight"] == 0.125
-    decay = {named[id(p)]: g["weight_decay"] for g in groups for p in g["params"]}
-    assert decay["bert.encoder.layer.0.intermediate.dense.weight"] == 0.1
-    assert decay["bert.encoder.layer.0.intermediate.dense.bias"] == decay["classifier.bias"] == 0.0
-    assert {g["lr_scale"] for g in finetune.parameter_groups(model, 0.1)} == {1.0}
-
-
 def test_layer_lr_decay_sets_the_learning_rates(sentiment_csv, tmp_path, capsys):
     out = tmp_path / "llrd"
     assert finetune.main(["--task", "sentiment", "--data", str(sentiment_csv), "--out", str(out), *TINY,
@@ -377,51 +338,10 @@ def test_layer_lr_decay_sets_the_learning_rates(sentiment_csv, tmp_path, capsys)
         assert f"{flag} {message}" in capsys.readouterr().err
 
 
-def _load_plot_imdb():
-    import importlib.util
-
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "plot_imdb.py")
-    spec = importlib.util.spec_from_file_location("plot_imdb", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_plot_imdb_draws_the_runs_it_finds_and_refuses_none(tmp_path, capsys):
-    """benchmarks/plot_imdb.py reads runs/<name>/metrics.jsonl: the runs present are drawn, the
-    missing ones are named, and with no fine-tuning run at all it stops with a clear error."""
-    plot_imdb = _load_plot_imdb()
-    runs, out = tmp_path / "runs", tmp_path / "imdb.png"
-    assert plot_imdb.main(["--runs", str(runs), "--out", str(out)]) == 2
-    assert "none of the IMDb fine-tuning runs" in capsys.readouterr().err and not out.exists()
-
-    def write(name, records):
-        (runs / name).mkdir(parents=True)
-        (runs / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-
-    write("imdb-pretrain-m25", [{"split": "train", "step": 50, "mlm_loss": 7.0},
-                                {"split": "val", "step": 100, "mlm_loss": 6.0}])
-    write("random-imdb", [{"split": "train", "step": 10, "elapsed_s": 60.0},
-                          {"split": "val", "step": 10, "accuracy": 0.8}])
-    assert plot_imdb.main(["--runs", str(runs), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "imdb-pretrain/metrics.jsonl not found" in printed and "pretrained-imdb-m40" in printed
-    assert "random-imdb" not in printed
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert plot_imdb.val_curve(str(runs / "random-imdb" / "metrics.jsonl")) == [(1.0, 0.8)]
-
-
-def test_shard_splits_a_global_batch_between_processes():
-    batch = np.array([7, 3, 9, 1, 4, 8])
-    parts = [finetune.shard(batch, r, 2) for r in range(2)]
-    assert parts[0].tolist() == [7, 9, 4] and parts[1].tolist() == [3, 1, 8]
-    assert sorted(np.concatenate([finetune.shard(batch, r, 4) for r in range(4)]).tolist()) == sorted(batch.tolist())
-    assert [finetune.shard(np.array([5]), r, 2).tolist() for r in range(2)] == [[5], [5]]  # no process idle
-
-
 TORCHRUN = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists(TORCHRUN), reason="torchrun not found")
 def test_torchrun_two_processes(sentiment_csv, conll_file, tmp_path):
     """Two gloo processes, each half of every global batch. Sentiment: with no dropout and equal

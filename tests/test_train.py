@@ -15,6 +15,7 @@ import torch
 from annotated_bert import train
 from annotated_bert.checkpoints import load_training_checkpoint
 from annotated_bert.files import read_jsonl
+from annotated_bert.runtime import EXIT_INTERRUPTED
 
 FAST = ["--context-length", "8", "--batch-size", "4", "--quiet", "--log-every", "5", "--save-every", "0"]
 
@@ -35,7 +36,8 @@ def test_outputs_metrics_checkpoint_and_plot(tiny_csv, tmp_path):
     for name in ("checkpoint.pt", "config.json", "vocab.txt", "loss_curve.png"):
         assert (tmp_path / "run" / name).stat().st_size > 0
     state = load_training_checkpoint(str(tmp_path / "run"))
-    assert state["epoch"] == 2 and state["vocab"][:5] == ["[CLS]", "[PAD]", "[MASK]", "[SEP]", "[UNK]"]
+    assert state["step"] == 2 * 83 and state["finished"]          # 334 samples // 4 = 83 steps per epoch
+    assert state["kind"] == "pretraining" and state["vocab"][:5] == ["[CLS]", "[PAD]", "[MASK]", "[SEP]", "[UNK]"]
     assert state["data"]["context_length"] == 8
 
 
@@ -48,7 +50,7 @@ def test_training_lowers_the_mlm_loss(tiny_csv, tmp_path):
 def test_same_seed_same_run(tiny_csv, tmp_path):
     assert run(tiny_csv, tmp_path / "a", "--epochs", "1") == 0
     assert run(tiny_csv, tmp_path / "b", "--epochs", "1") == 0
-    strip = lambda rs: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in rs]
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("samples_per_s", "elapsed_s")} for r in rs]
     assert strip(read_jsonl(tmp_path / "a" / "metrics.jsonl")) == strip(read_jsonl(tmp_path / "b" / "metrics.jsonl"))
 
 
@@ -73,9 +75,9 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tiny_csv, tmp_path, mo
     assert run(tiny_csv, tmp_path / "full", *args) == 0
     with monkeypatch.context() as m:
         _interrupt_at(17, m)                                   # mid-epoch 2 (about 13 steps per epoch)
-        assert run(tiny_csv, tmp_path / "cut", *args) == train.EXIT_INTERRUPTED
+        assert run(tiny_csv, tmp_path / "cut", *args) == EXIT_INTERRUPTED
     state = load_training_checkpoint(str(tmp_path / "cut"))
-    assert state["global_step"] == 17 and state["step_in_epoch"] > 0
+    assert state["step"] == 17 and not state["finished"]
     with open(tmp_path / "cut" / "metrics.jsonl", "a") as f:  # as if it had logged on past the checkpoint, then died
         f.writelines(json.dumps(r) + "\n" for r in read_jsonl(tmp_path / "full" / "metrics.jsonl") if r["step"] > 17)
     assert train.main(["--resume", str(tmp_path / "cut"), "--quiet"]) == 0
@@ -94,6 +96,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tiny_csv, tmp_path, mo
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_real_process_saves_and_resumes(tiny_csv, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "annotated_bert.train", "--data", str(tiny_csv), "--ds-to", "60",
@@ -104,9 +107,9 @@ def test_ctrl_c_in_a_real_process_saves_and_resumes(tiny_csv, tmp_path):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == train.EXIT_INTERRUPTED, output
+    assert proc.returncode == EXIT_INTERRUPTED, output
     assert "continue with: python -m annotated_bert.train --resume" in output
-    assert load_training_checkpoint(str(out))["global_step"] >= 1
+    assert load_training_checkpoint(str(out))["step"] >= 1
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_csv, tmp_path, monkeypatch, capsys):
@@ -117,7 +120,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_csv, tmp_
 
     def poisoned(self, *a, **k):
         result = real_forward(self, *a, **k)
-        result.mlm_loss = result.mlm_loss * float("nan")
+        result.loss = result.loss * float("nan")
         return result
 
     monkeypatch.setattr(train.BertForPreTraining, "forward", poisoned)
@@ -195,8 +198,10 @@ def test_time_budget_stops_validates_and_saves(tiny_csv, tmp_path, capsys):
     assert "time budget of 0.05 minutes reached" in capsys.readouterr().out
     val = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if r["split"] == "val"]
     state = load_training_checkpoint(str(tmp_path / "run"))
-    assert val and val[-1]["step"] == state["global_step"] and 0 < state["global_step"] < 1000 * 83
-    assert val[-1]["epoch"] == -(-state["global_step"] // 83)  # the epoch the budget cut short, not the last
+    assert val and val[-1]["step"] == state["step"] and 0 < state["step"] < 1000 * 83 and state["finished"]
+    assert val[-1]["epoch"] == -(-state["step"] // 83)  # the epoch the budget cut short, not the last
+    assert train.main(["--resume", str(tmp_path / "run"), "--quiet"]) == 0      # finished: nothing left to do
+    assert [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if r["split"] == "val"] == val
     assert state["elapsed"] >= 3.0
 
 
@@ -214,6 +219,7 @@ def test_mlm_only_run(tiny_csv, tmp_path):
     assert "mlm_acc" in val and "nsp_acc" not in val
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),
                     reason="torchrun not found")
 def test_torchrun_two_processes(tiny_csv, tmp_path):
@@ -228,7 +234,7 @@ def test_torchrun_two_processes(tiny_csv, tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 process(es)" in result.stdout
-    assert load_training_checkpoint(str(out))["epoch"] == 2
+    assert load_training_checkpoint(str(out))["step"] == 2 * 83
     assert train.main([*args, "--out", str(tmp_path / "single")]) == 0
     val = lambda d: [r for r in read_jsonl(d / "metrics.jsonl") if r["split"] == "val"]
     ddp, single = val(out), val(tmp_path / "single")
@@ -239,7 +245,7 @@ def test_torchrun_two_processes(tiny_csv, tmp_path):
 
 
 def test_wordpiece_tokenizer_trained_here_and_used_for_prediction(tiny_csv, tmp_path):
-    from annotated_bert.predict import Predictor
+    from annotated_bert.inference import Predictor
     out = tmp_path / "wp"
     assert run(tiny_csv, out, "--epochs", "1", "--tokenizer", "wordpiece", "--vocab-size", "120",
                "--layout", "standard") == 0
@@ -281,32 +287,7 @@ def test_continued_pretraining_from_a_hugging_face_checkpoint(tiny_csv, tmp_path
     assert train.main(["--resume", str(out), "--quiet"]) == 0       # resumes with the same vocabulary
 
 
-@pytest.mark.parametrize("flags, native", [
-    ("flags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni", False),   # AVX-512 without BF16
-    ("flags\t\t: fpu avx512f avx512_bf16 avx512_vnni", True),            # AMD Zen 4, Intel Cooper Lake
-    ("flags\t\t: fpu avx512f amx_bf16 amx_tile", True),                  # Intel Sapphire Rapids
-    ("Features\t: fp asimd sve bf16 i8mm", True),                        # Arm with the BF16 extension
-    ("Features\t: fp asimd evtstrm aes", False),
-    ("processor\t: 0", None),                                            # nothing to tell from
-])
-def test_native_bf16_is_read_from_cpuinfo(tmp_path, flags, native):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nvendor_id\t: X\n{flags}\n\nprocessor\t: 1\n{flags}\n")
-    assert train.cpu_has_native_bf16(str(cpuinfo)) is native
-    warning = train.precision_warning(torch.device("cpu"), "bf16", str(cpuinfo))
-    assert (warning is not None) == (native is False)
-    if warning:
-        assert "--precision fp32" in warning
-    assert train.precision_warning(torch.device("cpu"), "fp32", str(cpuinfo)) is None
-    assert train.cpu_has_native_bf16(str(tmp_path / "absent")) is None
-
-
-def test_bf16_on_an_emulating_cpu_warns_at_startup(tiny_csv, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda cpuinfo="": False)
-    assert run(tiny_csv, tmp_path / "run", "--epochs", "1", "--precision", "bf16") == 0
-    assert "without bfloat16 instructions" in capsys.readouterr().err
-
-
+@pytest.mark.slow
 def test_compiled_training_matches_eager(tiny_csv, tmp_path):
     assert run(tiny_csv, tmp_path / "eager", "--epochs", "1") == 0
     from torch._dynamo.utils import counters
