@@ -12,14 +12,15 @@ A module is loaded on first use of one of its names, not when the package is imp
 from importlib import import_module
 
 _HOME = {
-    "BertConfig": "config", "PRESETS": "config", "preset": "config",
+    "BertConfig": "config", "AlbertConfig": "config", "PRESETS": "config", "preset": "config",
     "BertModel": "model", "BertForPreTraining": "model", "BertForSequenceClassification": "model",
     "BertForTokenClassification": "model", "BertForQuestionAnswering": "model",
-    "ElectraForPreTraining": "electra",
+    "ElectraForPreTraining": "electra", "AlbertModel": "albert", "AlbertForPreTraining": "albert",
+    "AlbertForSequenceClassification": "albert",
     "Vocab": "tokenization", "WordTokenizer": "tokenization", "basic_english": "tokenization",
     "WordPieceTokenizer": "wordpiece", "train_wordpiece": "wordpiece_trainer",
     "IMDBBertDataset": "pretraining", "read_reviews": "data",
-    "Predictor": "predict",
+    "Predictor": "inference", "TaskPredictor": "inference", "train_step": "training",
     "encode": "features",
     "record_shapes": "shapes",
 }

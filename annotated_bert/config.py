@@ -1,14 +1,16 @@
-"""`BertConfig`: every size and switch of the model, with Hugging Face field names, plus presets.
+"""`BertConfig` and `AlbertConfig`: every size and switch of the models, with Hugging Face field
+names, plus named presets.
 
-Field names match `transformers.BertConfig` so a `config.json` maps one to one; the fields this
-project adds (`position_embedding_type="sinusoidal"`, `attn_implementation`) say so in their comment.
-Implementation settings (device, precision) are not here: they belong to the training run.
+Field names match `transformers.BertConfig` / `AlbertConfig` so a `config.json` maps one to one;
+the fields this project adds (`position_embedding_type="sinusoidal"`, `attn_implementation`) say so
+in their comment. Implementation settings (device, precision) are not here: they belong to the run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
 IGNORE_INDEX = -100  # the label of positions a loss skips (PyTorch cross_entropy's default ignore_index)
@@ -16,6 +18,7 @@ IGNORE_INDEX = -100  # the label of positions a loss skips (PyTorch cross_entrop
 
 @dataclass
 class BertConfig:
+    model_type: ClassVar[str] = "bert"   # config.json's model_type
     vocab_size: int = 30522              # BERT's uncased WordPiece vocabulary; set from the data when pretraining
     hidden_size: int = 768               # H: width of every token vector
     num_hidden_layers: int = 12          # encoder blocks
@@ -50,7 +53,7 @@ class BertConfig:
         return self.hidden_size // self.num_attention_heads
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {"model_type": self.model_type, **dataclasses.asdict(self)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "BertConfig":
@@ -59,6 +62,39 @@ class BertConfig:
 
     def replace(self, **changes) -> "BertConfig":
         return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class AlbertConfig(BertConfig):
+    """ALBERT (Lan et al. 2019): BERT's fields, ALBERT's defaults, and its three additions."""
+    model_type: ClassVar[str] = "albert"
+    vocab_size: int = 30000              # ALBERT's SentencePiece vocabulary; set from the data when pretraining
+    embedding_size: int = 128            # E: the token table is V x E, then projected E -> H (factorized embedding)
+    num_hidden_groups: int = 1           # distinct sets of layer weights; 1: every layer shares one
+    inner_group_num: int = 1             # layers inside a group, applied in turn
+    hidden_act: str = "gelu_new"         # ALBERT's checkpoints use the tanh approximation
+    hidden_dropout_prob: float = 0.0     # ALBERT v2 trains without dropout
+    attention_probs_dropout_prob: float = 0.0
+    classifier_dropout_prob: float = 0.1  # before the SOP and task classifiers
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 1 <= self.num_hidden_groups <= self.num_hidden_layers:
+            raise ValueError(f"num_hidden_groups ({self.num_hidden_groups}) must be between 1 and "
+                             f"num_hidden_layers ({self.num_hidden_layers})")
+
+
+def config_from_dict(d: dict) -> BertConfig:
+    """A config saved with `to_dict` (a training checkpoint's), as the class its model_type names."""
+    return config_class(d.get("model_type", "bert")).from_dict(d)
+
+
+def config_class(model_type: str) -> type[BertConfig]:
+    """The config class of a model type ("bert", "albert")."""
+    classes = {c.model_type: c for c in (BertConfig, AlbertConfig)}
+    if model_type not in classes:
+        raise ValueError(f"model type {model_type!r} is not supported; choose one of {sorted(classes)}")
+    return classes[model_type]
 
 
 # Parameter counts are for the model with its pretraining heads (tied decoder); the encoder-only
@@ -77,11 +113,22 @@ PRESETS: dict[str, dict] = {
     # the paper's two sizes
     "bert-base": dict(),                                                                                      # 110M
     "bert-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),  # 336M
+    # ALBERT: embeddings of width 128 and one block shared by every layer. Counts with its 30,000
+    # vocabulary: albert-mini is bert-mini's width and depth at a fifth of its parameters, and
+    # albert-base the paper's base size, 12M against bert-base's 110M.
+    "albert-mini": dict(model_type="albert", hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                        intermediate_size=1024),                                                               # 4.8M
+    "albert-base": dict(model_type="albert", hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                        intermediate_size=3072),                                                               # 11.7M
+    "albert-large": dict(model_type="albert", hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                         intermediate_size=4096),                                                              # 17.7M
 }
 
 
 def preset(name: str, **overrides) -> BertConfig:
-    """A named size, e.g. `preset("seed", vocab_size=len(vocab), pad_token_id=vocab["[PAD]"])`."""
+    """A named size, e.g. `preset("seed", vocab_size=len(vocab), pad_token_id=vocab["[PAD]"])`;
+    ALBERT presets give an `AlbertConfig`."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    return BertConfig(**{**PRESETS[name], **overrides})
+    fields = {**PRESETS[name], **overrides}
+    return config_class(fields.pop("model_type", "bert"))(**fields)

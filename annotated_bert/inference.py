@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import torch
 
 from annotated_bert.checkpoints import CheckpointError, load_training_checkpoint
-from annotated_bert.config import BertConfig
+from annotated_bert.config import config_from_dict
 from annotated_bert.data import TEXT_COLUMNS, DataError, pick_column, read_table
 from annotated_bert.files import atomic_write_text
 from annotated_bert.model import BertForPreTraining
+from annotated_bert.models import pretraining_class
 from annotated_bert.pretraining import encode_for_model
 from annotated_bert.squad import SquadExample
 from annotated_bert.tasks import (Encoding, TaskData, encode_classification, load_finetuned, qa_answers, qa_data,
@@ -31,13 +32,14 @@ from annotated_bert.wordpiece import WordPieceTokenizer
 
 
 def load_pretraining_run(directory: str, device: str | torch.device = "cpu") -> tuple[BertForPreTraining, dict]:
-    """A pretraining run's model with its MLM and NSP heads, in eval mode, and its checkpoint."""
+    """A pretraining run's model with its MLM and sentence-pair heads, in eval mode, and its checkpoint."""
     state = load_training_checkpoint(directory, device)
     if state.get("args", {}).get("objective") == "electra":
         raise CheckpointError(f"{directory} is an ELECTRA run: its encoder was trained to detect replaced tokens "
                               f"and has no MLM or NSP head to query; fine-tune it "
                               f"(python -m annotated_bert.finetune --init {directory}) or take its features")
-    model = BertForPreTraining(BertConfig.from_dict(state["config"]))
+    config = config_from_dict(state["config"])
+    model = pretraining_class(config.model_type)(config)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), state
 
@@ -88,8 +90,10 @@ class Predictor:
 
     @torch.no_grad()
     def next_sentence_probability(self, a: str, b: str) -> float:
-        """P(B follows A) from the NSP head."""
-        return self.model(**self.encode(a, b)).nsp_logits.softmax(-1)[0, 1].item()
+        """P(B follows A) from the NSP head (for a model pretrained with SOP: P(A and B in order))."""
+        out = self.model(**self.encode(a, b))
+        logits = out.nsp_logits if hasattr(out, "nsp_logits") else out.sop_logits   # (1, 2)
+        return logits.softmax(-1)[0, 1].item()
 
     def rank_answers(self, question: str, candidates: Sequence[str]) -> list[tuple[str, float]]:
         """The walkthrough's closed-set QA: pair the question with each candidate answer and sort

@@ -35,7 +35,7 @@ from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save as safetensors_bytes
 
 from annotated_bert.checkpoints import CHECKPOINT, CheckpointError, load_training_checkpoint
-from annotated_bert.config import ACTIVATIONS, BertConfig
+from annotated_bert.config import ACTIVATIONS, BertConfig, config_class, config_from_dict
 from annotated_bert.files import atomic_write, atomic_write_json, atomic_write_text
 from annotated_bert.tokenization import Vocab, WordTokenizer
 from annotated_bert.wordpiece import WordPieceTokenizer
@@ -47,19 +47,29 @@ from annotated_bert.wordpiece import WordPieceTokenizer
 #   *.LayerNorm.gamma / *.LayerNorm.beta         *.LayerNorm.weight / .bias          reading (TF-era files)
 #   embeddings.*, encoder.*, pooler.*            bert.embeddings.*, ...              reading (encoder-only files)
 #   embeddings.position_ids / token_type_ids     dropped (buffers: arange / zeros)   reading
-#   cls.predictions.decoder.bias                 cls.predictions.bias                both: one vector, two names
-#   cls.seq_relationship, row 0 = "B follows A"  the rows swapped: row 1             both
+#   MLM.decoder.bias                             MLM.bias                            both: one vector, two names
+#   PAIR, row 0 = "B follows A" / "in order"     the rows swapped: row 1             both
+#
+# where MLM and PAIR are each model type's heads (HEADS): BERT's cls.predictions and
+# cls.seq_relationship (NSP), ALBERT's predictions and sop_classifier.classifier (SOP).
 # ---------------------------------------------------------------------------------------------
 LEGACY_NAMES = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"}
 DROPPED_BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
 ENCODER_ROOTS = ("embeddings.", "encoder.", "pooler.")
-DECODER_BIAS, MLM_BIAS = "cls.predictions.decoder.bias", "cls.predictions.bias"
-NSP_KEYS = ("cls.seq_relationship.weight", "cls.seq_relationship.bias")
+HEADS = {"bert": ("cls.predictions", "cls.seq_relationship"), "albert": ("predictions", "sop_classifier.classifier")}
 
 
-def _normalize_keys(state: dict[str, torch.Tensor], from_hf: bool, prefix: str = "bert") -> dict[str, torch.Tensor]:
+def _head_keys(model_type: str) -> tuple[str, str, tuple[str, str]]:
+    """(the MLM decoder's bias name, the MLM bias name, the pair head's two names) of a model type."""
+    mlm, pair = HEADS[model_type]
+    return f"{mlm}.decoder.bias", f"{mlm}.bias", (f"{pair}.weight", f"{pair}.bias")
+
+
+def _normalize_keys(state: dict[str, torch.Tensor], from_hf: bool, prefix: str = "bert",
+                    model_type: str = "bert") -> dict[str, torch.Tensor]:
     """Checkpoint names -> this project's, with the encoder always under `prefix.` (the rows above,
-    read left to right; the NSP rows swap only for Hugging Face checkpoints, not training runs)."""
+    read left to right; the pair rows swap only for Hugging Face checkpoints, not training runs)."""
+    DECODER_BIAS, MLM_BIAS, PAIR_KEYS = _head_keys(model_type)
     out = {}
     for key, t in state.items():
         if key.endswith(DROPPED_BUFFERS):
@@ -74,17 +84,18 @@ def _normalize_keys(state: dict[str, torch.Tensor], from_hf: bool, prefix: str =
     if decoder_bias is not None:
         out.setdefault(MLM_BIAS, decoder_bias)
     if from_hf:
-        for key in NSP_KEYS:
+        for key in PAIR_KEYS:
             if key in out:
                 out[key] = out[key].flip(0)
     return out
 
 
-def _to_hf_conventions(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _to_hf_conventions(state: dict[str, torch.Tensor], model_type: str = "bert") -> dict[str, torch.Tensor]:
     """The last two rows of the table, right to left (writing)."""
+    DECODER_BIAS, MLM_BIAS, PAIR_KEYS = _head_keys(model_type)
     if MLM_BIAS in state:  # its own copy: a safetensors file holds no two names for one memory
         state[DECODER_BIAS] = state[MLM_BIAS].clone()
-    for key in NSP_KEYS:
+    for key in PAIR_KEYS:
         if key in state:
             state[key] = state[key].flip(0)
     return state
@@ -96,19 +107,22 @@ def _to_hf_conventions(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # in the order they are preferred
 FINETUNE_META = "finetune.json"  # a fine-tuned output's settings (task, labels, tokenizer, lengths)
-# BertConfig fields that config.json carries under the same name
+# the config fields that config.json carries under the same name, per model type
 _HF_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
               "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
               "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id", "tie_word_embeddings")
+HF_FIELDS = {"bert": _HF_FIELDS,
+             "albert": _HF_FIELDS + ("embedding_size", "num_hidden_groups", "inner_group_num", "classifier_dropout_prob")}
 
 
 def config_from_hf(hf: dict, source: str = "config.json") -> BertConfig:
-    """A Hugging Face BERT `config.json` (as a dict) -> BertConfig; refuses what this model is not."""
+    """A Hugging Face BERT or ALBERT `config.json` (as a dict) -> BertConfig or AlbertConfig;
+    refuses what these models are not."""
     model_type = hf.get("model_type", "bert")  # very old BERT configs have no model_type
-    if model_type != "bert":
-        raise CheckpointError(f"{source} describes a {model_type!r} model; only BERT checkpoints "
-                              f"(model_type 'bert') are supported, and {model_type} differs from BERT in "
-                              f"its layers or its embeddings")
+    if model_type not in HF_FIELDS:
+        raise CheckpointError(f"{source} describes a {model_type!r} model; only BERT and ALBERT checkpoints "
+                              f"(model_type 'bert' or 'albert') are supported, and {model_type} differs from "
+                              f"them in its layers or its embeddings")
     position_type = hf.get("position_embedding_type", "absolute")
     if position_type not in ("absolute", "learned"):
         raise CheckpointError(f"{source}: position_embedding_type {position_type!r} is not supported; this "
@@ -119,21 +133,21 @@ def config_from_hf(hf: dict, source: str = "config.json") -> BertConfig:
     if hf.get("hidden_act", "gelu") not in ACTIVATIONS:
         raise CheckpointError(f"{source}: hidden_act {hf['hidden_act']!r} is not supported; "
                               f"choose one of {ACTIVATIONS}")
-    fields = {k: hf[k] for k in _HF_FIELDS if k in hf and hf[k] is not None}
+    fields = {k: hf[k] for k in HF_FIELDS[model_type] if k in hf and hf[k] is not None}
     fields.setdefault("tie_word_embeddings", True)
     try:
-        return BertConfig(**fields, position_embedding_type="learned")
+        return config_class(model_type)(**fields, position_embedding_type="learned")
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{source}: {e}") from None
 
 
 def config_to_hf(config: BertConfig, architecture: str, tie_word_embeddings: bool) -> dict:
-    """BertConfig -> the dict of a Hugging Face BERT `config.json` (always learned positions)."""
+    """A config -> the dict of a Hugging Face `config.json` of its model type (always learned positions)."""
     return {
         "architectures": [architecture],
-        "model_type": "bert",
+        "model_type": config.model_type,
         "position_embedding_type": "absolute",
-        **{k: getattr(config, k) for k in _HF_FIELDS},
+        **{k: getattr(config, k) for k in HF_FIELDS[config.model_type]},
         "tie_word_embeddings": tie_word_embeddings,
     }
 
@@ -289,11 +303,20 @@ def _read_hf_weights(path: str) -> dict[str, torch.Tensor]:
     return state
 
 
+def read_config(path: str | os.PathLike) -> BertConfig:
+    """The config of a checkpoint (a training run, a Hugging Face directory or Hub id), without its weights."""
+    path = resolve_pretrained_path(path)
+    if path_kind(path) == "training run":
+        return config_from_dict(load_training_checkpoint(path)["config"])
+    config_path = os.path.join(path, "config.json")
+    return config_from_hf(_read_json(config_path), config_path)
+
+
 def _read_checkpoint(path: str) -> tuple[BertConfig, dict[str, torch.Tensor], str]:
     """(config, state dict, source) where source is "huggingface" or "training run"."""
     if path_kind(path) == "training run":
         state = load_training_checkpoint(path)
-        return BertConfig.from_dict(state["config"]), state["model"], "training run"
+        return config_from_dict(state["config"]), state["model"], "training run"
     config_path = os.path.join(path, "config.json")
     return config_from_hf(_read_json(config_path), config_path), _read_hf_weights(path), "huggingface"
 
@@ -326,7 +349,11 @@ def from_pretrained(cls, path: str | os.PathLike, *, strict_heads: bool = False,
     """
     path = resolve_pretrained_path(path)
     config, raw, source = _read_checkpoint(path)
-    config_fields = {k: v for k, v in overrides.items() if k in BertConfig.__dataclass_fields__}
+    expected = getattr(cls, "config_class", BertConfig).model_type
+    if config.model_type != expected:
+        raise CheckpointError(f"{path} holds a model of type {config.model_type!r} and {cls.__name__} is of type "
+                              f"{expected!r}; load it with the {config.model_type} class of the same head")
+    config_fields = {k: v for k, v in overrides.items() if k in type(config).__dataclass_fields__}
     model_kwargs = {k: v for k, v in overrides.items() if k not in config_fields}
     try:
         config = config.replace(**config_fields)
@@ -342,7 +369,8 @@ def from_pretrained(cls, path: str | os.PathLike, *, strict_heads: bool = False,
                         f"go to {cls.__name__}(config, ...))") from None
 
     base = model.base_model_prefix + "."
-    state = _normalize_keys(raw, from_hf=source == "huggingface", prefix=model.base_model_prefix)
+    state = _normalize_keys(raw, from_hf=source == "huggingface", prefix=model.base_model_prefix,
+                            model_type=config.model_type)
     is_encoder = _encoder_of(model) is model
 
     def own(key):  # back to the model's naming
@@ -412,10 +440,11 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike,
     emb = bert.embeddings
     prefix = "" if bert is model else model.base_model_prefix + "."
     word_key = prefix + "embeddings.word_embeddings.weight"
-    decoder = getattr(getattr(getattr(model, "cls", None), "predictions", None), "decoder", None)
+    decoder_key = HEADS[config.model_type][0] + ".decoder.weight"
+    decoder = model.get_submodule(decoder_key.rsplit(".", 1)[0]) if decoder_key in state else None
     tied = decoder is not None and decoder.weight is emb.word_embeddings.weight
     if tied:
-        del state["cls.predictions.decoder.weight"]    # transformers ties it back on loading
+        del state[decoder_key]                         # transformers ties it back on loading
     sinusoidal = hasattr(emb, "position_encoding")
     if sinusoidal:
         if emb.position_encoding.shape[0] < config.max_position_embeddings:
@@ -423,9 +452,9 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike,
                              f"max_position_embeddings ({config.max_position_embeddings})")
         state[prefix + "embeddings.position_embeddings.weight"] = state.pop(prefix + "embeddings.position_encoding")
         if tied:  # the decoder reads the unscaled matrix, the input the scaled one: no longer one tensor
-            state["cls.predictions.decoder.weight"] = state[word_key]
+            state[decoder_key] = state[word_key]
         state[word_key] = state[word_key] * emb.scale  # words(ids) * scale == (words * scale)(ids), exactly
-    state = _to_hf_conventions(state)
+    state = _to_hf_conventions(state, config.model_type)
     if vocab is not None:
         tokens = list(getattr(vocab, "itos", None) or getattr(vocab, "ids_to_tokens", None) or vocab)
         if len(tokens) > config.vocab_size:

@@ -49,11 +49,12 @@ class BertEmbeddings(nn.Module):
     Transformer paper (section 3.4): initialised with std H^-1/2 and multiplied by sqrt(H), so
     tokens and positions start at the same magnitude. With BERT's usual N(0, 0.02) token vectors
     and no scaling, the sum is almost pure position and the MLM loss sits on a plateau for an epoch.
+    `width` is H, or ALBERT's smaller embedding size E (annotated_bert.albert).
     """
 
-    def __init__(self, config: BertConfig):
+    def __init__(self, config: BertConfig, width: int | None = None):
         super().__init__()
-        H = config.hidden_size
+        H = width or config.hidden_size
         self.word_embeddings = nn.Embedding(config.vocab_size, H, padding_idx=config.pad_token_id)
         if config.position_embedding_type == "learned":
             self.position_embeddings = nn.Embedding(config.max_position_embeddings, H)
@@ -220,7 +221,21 @@ class BertPreTrainedModel(nn.Module):
     """Shared by every model here: BERT's initialisation, and loading/saving (annotated_bert.interop)."""
 
     config: BertConfig
+    config_class = BertConfig
     base_model_prefix = "bert"  # Hugging Face's convention: the encoder is `self.bert` (a BertModel is its own)
+
+    @classmethod
+    def base_model_class(cls) -> type[nn.Module]:
+        return BertModel
+
+    def add_base_model(self, add_pooling_layer: bool = True) -> None:
+        """The encoder under Hugging Face's name for it: `self.bert = BertModel(config)` (in ALBERT's
+        task models, annotated_bert.albert: `self.albert = AlbertModel(config)`)."""
+        setattr(self, self.base_model_prefix, self.base_model_class()(self.config, add_pooling_layer=add_pooling_layer))
+
+    @property
+    def base_model(self) -> nn.Module:
+        return getattr(self, self.base_model_prefix, self)
 
     def init_weights(self) -> None:
         std = self.config.initializer_range
@@ -273,6 +288,12 @@ class BertPreTrainedModel(nn.Module):
         encoder.config.max_position_embeddings = n_positions  # the same object, unless built apart
 
 
+def key_mask_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The additive key mask: 0 where a key is attended, the dtype's minimum at [PAD] keys, so that
+    softmax gives them weight 0. (B, T) -> (B, 1, 1, T), broadcast over heads and queries."""
+    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
 class BertModel(BertPreTrainedModel):
     """The encoder: input ids -> contextual vectors (B, T, H) and the pooled [CLS] vector (B, H)."""
 
@@ -291,8 +312,7 @@ class BertModel(BertPreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         h = self.embeddings(input_ids, token_type_ids)                      # (B, T, H)
-        # additive key mask: 0 where attended, the dtype's minimum at [PAD] keys
-        mask_bias = (1.0 - attention_mask[:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min  # (B, 1, 1, T)
+        mask_bias = key_mask_bias(attention_mask, h.dtype)                  # (B, 1, 1, T)
         attentions = []
         for layer in self.encoder.layer:
             h, probs = layer(h, mask_bias, output_attentions)               # (B, T, H)
@@ -342,13 +362,40 @@ def classification_metrics(name: str, loss: torch.Tensor, logits: torch.Tensor, 
     return {f"{name}_loss": (loss.detach() * n, n), f"{name}_acc": (correct, n)}
 
 
+def pretraining_losses(h: torch.Tensor, pooled: torch.Tensor, mlm_head: nn.Module, pair_head: nn.Module,
+                       mlm_labels: torch.Tensor | None, pair_labels: torch.Tensor | None, pair_task: str,
+                       pair_weight: float = 1.0) -> tuple:
+    """Both pretraining objectives on an encoder's output h (B, T, H) and pooled [CLS] (B, H):
+    MLM at the masked positions, and the sentence-pair task (`pair_task` "nsp" or "sop") on the
+    pooled vector. Returns (loss, mlm_loss, pair_loss, mlm_logits, pair_logits, metrics), where
+    loss = mlm_loss + pair_weight * pair_loss over whichever labels are given."""
+    mlm_loss = pair_loss = loss = None
+    metrics = {}
+    if mlm_labels is not None:
+        # sparse prediction: run the head (V-wide, the costliest matmul) only where a token was masked
+        masked = mlm_labels != IGNORE_INDEX                                 # (B, T)
+        mlm_logits = mlm_head(h[masked])                                    # (M, V)
+        targets = mlm_labels[masked]                                        # (M,)
+        mlm_loss = F.cross_entropy(mlm_logits.float(), targets) if len(targets) else h.sum() * 0.0
+        loss = mlm_loss
+        metrics |= classification_metrics("mlm", mlm_loss, mlm_logits, targets)
+    else:
+        mlm_logits = mlm_head(h)                                            # (B, T, V)
+    pair_logits = pair_head(pooled)                                         # (B, 2)
+    if pair_labels is not None:
+        pair_loss = F.cross_entropy(pair_logits.float(), pair_labels)
+        loss = pair_loss * pair_weight if loss is None else loss + pair_weight * pair_loss
+        metrics |= classification_metrics(pair_task, pair_loss, pair_logits, pair_labels)
+    return loss, mlm_loss, pair_loss, mlm_logits, pair_logits, metrics
+
+
 @dataclass
 class PreTrainingOutput:
     loss: torch.Tensor | None            # mlm_loss + nsp_weight * nsp_loss (whichever are given)
     mlm_loss: torch.Tensor | None
-    nsp_loss: torch.Tensor | None
+    nsp_loss: torch.Tensor | None        # the sentence-pair head's: NSP, or SOP when sop_labels were given
     mlm_logits: torch.Tensor             # (M, V) at the masked positions when labels are given, else (B, T, V)
-    nsp_logits: torch.Tensor             # (B, 2)
+    nsp_logits: torch.Tensor             # (B, 2): logit 1 = "B follows A" (SOP: "A and B in order")
     hidden_states: torch.Tensor          # (B, T, H)
     attentions: tuple[torch.Tensor, ...] | None = None
     metrics: dict = field(default_factory=dict)  # {name: (sum over the batch, count)}, see `classification_metrics`
@@ -359,7 +406,7 @@ class BertForPreTraining(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig, nsp_weight: float = 1.0):
         super().__init__()
-        self.config, self.nsp_weight = config, nsp_weight   # loss = mlm_loss + nsp_weight * nsp_loss
+        self.config, self.pair_weight = config, nsp_weight   # loss = mlm_loss + nsp_weight * nsp_loss
         self.bert = BertModel(config)
         self.cls = BertPreTrainingHeads(config)
         self.init_weights()
@@ -371,31 +418,25 @@ class BertForPreTraining(BertPreTrainedModel):
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, mlm_labels: torch.Tensor | None = None,
-                nsp_labels: torch.Tensor | None = None, output_attentions: bool = False) -> PreTrainingOutput:
+                nsp_labels: torch.Tensor | None = None, output_attentions: bool = False,
+                sop_labels: torch.Tensor | None = None) -> PreTrainingOutput:
+        """`sop_labels` instead of `nsp_labels`: the same head learns sentence order (ALBERT's task)."""
         out = self.bert(input_ids, token_type_ids, attention_mask, output_attentions)
         h = out.last_hidden_state                                           # (B, T, H)
-        mlm_loss = nsp_loss = loss = None
-        metrics = {}
-        if mlm_labels is not None:
-            # sparse prediction: run the head (V-wide, the costliest matmul) only where a token was masked
-            masked = mlm_labels != IGNORE_INDEX                             # (B, T)
-            mlm_logits = self.cls.predictions(h[masked])                    # (M, V)
-            targets = mlm_labels[masked]                                    # (M,)
-            mlm_loss = F.cross_entropy(mlm_logits.float(), targets) if len(targets) else h.sum() * 0.0
-            loss = mlm_loss
-            metrics |= classification_metrics("mlm", mlm_loss, mlm_logits, targets)
-        else:
-            mlm_logits = self.cls.predictions(h)                            # (B, T, V)
-        nsp_logits = self.cls.seq_relationship(out.pooler_output)           # (B, 2)
-        if nsp_labels is not None:
-            nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
-            loss = nsp_loss * self.nsp_weight if loss is None else loss + self.nsp_weight * nsp_loss
-            metrics |= classification_metrics("nsp", nsp_loss, nsp_logits, nsp_labels)
+        pair_labels, pair_task = (nsp_labels, "nsp") if sop_labels is None else (sop_labels, "sop")
+        loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, metrics = pretraining_losses(
+            h, out.pooler_output, self.cls.predictions, self.cls.seq_relationship, mlm_labels, pair_labels,
+            pair_task, self.pair_weight)
         return PreTrainingOutput(loss, mlm_loss, nsp_loss, mlm_logits, nsp_logits, h, out.attentions, metrics)
 
 
 # ------------------------------------------------------------------------------ fine-tuning heads
 # BERT paper section 4 / figure 4: one small layer on top of the pretrained encoder, trained with it.
+
+def classifier_dropout(config: BertConfig) -> float:
+    """Dropout before a task classifier: ALBERT's classifier_dropout_prob, else BERT's hidden dropout."""
+    return getattr(config, "classifier_dropout_prob", config.hidden_dropout_prob)
+
 
 @dataclass
 class TaskOutput:
@@ -411,13 +452,13 @@ class BertForSequenceClassification(BertPreTrainedModel):
     def __init__(self, config: BertConfig, num_labels: int = 2):
         super().__init__()
         self.config, self.num_labels = config, num_labels
-        self.bert = BertModel(config)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.add_base_model()                                       # self.bert = BertModel(config)
+        self.dropout = nn.Dropout(classifier_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, num_labels)
         self.init_weights()
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None) -> TaskOutput:
-        pooled = self.bert(input_ids, token_type_ids, attention_mask).pooler_output    # (B, H)
+        pooled = self.base_model(input_ids, token_type_ids, attention_mask).pooler_output    # (B, H)
         logits = self.classifier(self.dropout(pooled))                                # (B, num_labels)
         if labels is None:
             return TaskOutput(None, logits)
@@ -434,13 +475,13 @@ class BertForTokenClassification(BertPreTrainedModel):
     def __init__(self, config: BertConfig, num_labels: int = 9):
         super().__init__()
         self.config, self.num_labels = config, num_labels
-        self.bert = BertModel(config, add_pooling_layer=False)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.add_base_model(add_pooling_layer=False)                # self.bert = BertModel(config, ...)
+        self.dropout = nn.Dropout(classifier_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, num_labels)
         self.init_weights()
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None) -> TaskOutput:
-        h = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state     # (B, T, H)
+        h = self.base_model(input_ids, token_type_ids, attention_mask).last_hidden_state     # (B, T, H)
         logits = self.classifier(self.dropout(h))                                     # (B, T, num_labels)
         loss = None
         if labels is not None:
@@ -455,13 +496,13 @@ class BertForQuestionAnswering(BertPreTrainedModel):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.config = config
-        self.bert = BertModel(config, add_pooling_layer=False)
+        self.add_base_model(add_pooling_layer=False)                # self.bert = BertModel(config, ...)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.init_weights()
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, start_positions=None,
                 end_positions=None) -> TaskOutput:
-        h = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state     # (B, T, H)
+        h = self.base_model(input_ids, token_type_ids, attention_mask).last_hidden_state     # (B, T, H)
         logits = self.qa_outputs(h)                                                   # (B, T, 2)
         loss = None
         if start_positions is not None and end_positions is not None:

@@ -138,10 +138,15 @@ class SpecialIds:
         return cls(*(vocab.stoi[t] for t in WALKTHROUGH_SPECIALS))
 
 
+PAIR_TASKS = ("nsp", "sop")  # next-sentence prediction (BERT), sentence-order prediction (ALBERT)
+
+
 def make_nsp_pairs(sentences: Sentences, in_split: np.ndarray, rng: np.random.Generator,
-                   negatives: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sentence-index pairs (a, b) and NSP labels for the sentences whose review is in the split.
-    Positives: (s, s+1) within one review. Negatives: (s, t), t from another review of the split.
+                   negatives: bool | str = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sentence-index pairs (a, b) and pair labels for the sentences whose review is in the split.
+    Positives (label 1): (s, s+1) within one review. Negatives (label 0), one per positive: NSP
+    (`negatives` True or "nsp"): (s, t), t from another review of the split; SOP ("sop"): the same
+    two sentences swapped, (s+1, s). Without negatives (False), the positives alone.
     Order: positive 0, negative 0, positive 1, ... (the walkthrough interleaves them)."""
     idx = np.flatnonzero(in_split[sentences.review])
     review = sentences.review[idx]
@@ -152,6 +157,9 @@ def make_nsp_pairs(sentences: Sentences, in_split: np.ndarray, rng: np.random.Ge
                         "use more reviews (--ds-to) or reviews with '.'-separated sentences")
     if not negatives:
         return a, b, np.ones(len(a), dtype=np.int64)
+    labels = np.tile(np.array([1, 0], dtype=np.int64), len(a))
+    if negatives == "sop":  # the same two sentences, in order then swapped
+        return np.stack([a, b], axis=1).reshape(-1), np.stack([b, a], axis=1).reshape(-1), labels
     pool = b  # sentences that follow another one: B has the same distribution for both labels
     if len(np.unique(sentences.review[pool])) < 2:
         raise DataError("NSP negatives need sentences from at least two reviews in each split; "
@@ -161,10 +169,7 @@ def make_nsp_pairs(sentences: Sentences, in_split: np.ndarray, rng: np.random.Ge
     while clash.any():  # redraw those that landed in A's own review
         neg_b[clash] = pool[rng.integers(0, len(pool), size=int(clash.sum()))]
         clash = sentences.review[neg_b] == sentences.review[a]
-    pair_a = np.repeat(a, 2)
-    pair_b = np.stack([b, neg_b], axis=1).reshape(-1)
-    labels = np.tile(np.array([1, 0], dtype=np.int64), len(a))
-    return pair_a, pair_b, labels
+    return np.repeat(a, 2), np.stack([b, neg_b], axis=1).reshape(-1), labels
 
 
 def gather_padded(sentences: Sentences, which: np.ndarray, width: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
@@ -239,6 +244,55 @@ def make_chunks(sentences: Sentences, in_split: np.ndarray, seq_len: int, specia
     return ids
 
 
+def make_segment_pairs(sentences: Sentences, in_split: np.ndarray, seq_len: int, special: SpecialIds,
+                       separator: int | None, task: str, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """The packed layout with a pair task (BERT's own pretraining data, and ALBERT's): each review's
+    sentences packed into chunks of whole sentences, up to seq_len - 3 tokens, and each chunk of two
+    or more sentences cut at a random sentence boundary into segments A and B:
+    `[CLS] A [SEP] B [SEP] [PAD]..`. Half the pairs, chosen at random, are negatives (label 0):
+    NSP gives them the B of a chunk of another review (cut to fit), SOP swaps their A and B.
+    Returns (N, seq_len) ids, token types (0 up to the first [SEP], 1 after, 0 on padding), labels."""
+    width = seq_len - 3
+    sep_len = separator is not None
+    chunks, current, used, review = [], [], 0, -1                         # chunks: lists of sentence indices
+    for s in np.flatnonzero(in_split[sentences.review]):
+        n = min(int(sentences.lengths[s]), width - sep_len) + sep_len
+        if current and (sentences.review[s] != review or used + n > width):
+            chunks.append(current)
+            current, used = [], 0
+        current.append(s)
+        used, review = used + n, sentences.review[s]
+    chunks = [c for c in chunks + [current] if len(c) >= 2]
+    if len({sentences.review[c[0]] for c in chunks}) < 2:
+        raise DataError("sentence-pair pretraining needs reviews of two or more sentences, from at least two "
+                        "reviews in each split; use more reviews (--ds-to), or --pair-task none")
+
+    def tokens(which: list[int]) -> list[int]:
+        out = []
+        for s in which:
+            out += sentences.tokens(s)[:width - sep_len].tolist() + ([separator] if sep_len else [])
+        return out
+
+    cuts = [int(rng.integers(1, len(c))) for c in chunks]
+    a_parts = [tokens(c[:k]) for c, k in zip(chunks, cuts)]
+    b_parts = [tokens(c[k:]) for c, k in zip(chunks, cuts)]
+    labels = rng.permutation(np.arange(len(chunks)) % 2).astype(np.int64)  # exactly half positives
+    ids = np.full((len(chunks), seq_len), special.pad, dtype=np.int32)
+    types = np.zeros((len(chunks), seq_len), dtype=np.uint8)
+    for i, (a, b) in enumerate(zip(a_parts, b_parts)):
+        if labels[i] == 0 and task == "sop":
+            a, b = b, a
+        elif labels[i] == 0:  # NSP: the B of a chunk of another review
+            j = int(rng.integers(len(chunks)))
+            while sentences.review[chunks[j][0]] == sentences.review[chunks[i][0]]:
+                j = int(rng.integers(len(chunks)))
+            b = b_parts[j][:width - len(a)]
+        row = [special.cls, *a, special.sep, *b, special.sep]
+        ids[i, :len(row)] = row
+        types[i, len(a) + 2:len(row)] = 1
+    return ids, types, labels
+
+
 # ------------------------------------------------------------------------------------ masking
 
 def choose_mlm_positions(eligible: torch.Tensor, token_type_ids: torch.Tensor, mask_prob: float,
@@ -279,23 +333,26 @@ def apply_mlm_mask(ids: torch.Tensor, chosen: torch.Tensor, special: SpecialIds,
 # ------------------------------------------------------------------------------------ datasets
 
 class PretrainingDataset(torch.utils.data.Dataset):
-    """Laid-out NSP pairs with their MLM masks. Yields dicts of tensors:
-    input_ids (T,), token_type_ids (T,), attention_mask (T,), mlm_labels (T,), nsp_labels ().
+    """Laid-out samples with their MLM masks. Yields dicts of tensors: input_ids (T,),
+    token_type_ids (T,), attention_mask (T,), mlm_labels (T,) and, with a pair task, its label ()
+    as `nsp_labels` or `sop_labels` (1: B follows A, or A and B are in order).
 
     masking="static": masks drawn once (the walkthrough, BERT); "dynamic": `set_epoch(e)` draws
     new masks for epoch e (RoBERTa). Either way the masks are a function of (seed, epoch) only.
     """
 
-    def __init__(self, ids: np.ndarray, token_type_ids: np.ndarray, nsp_labels: np.ndarray,
+    def __init__(self, ids: np.ndarray, token_type_ids: np.ndarray, pair_labels: np.ndarray,
                  vocab: Vocab, *, mask_prob: float = 0.15, masking: str = "static", seed: int = 0,
-                 nsp: bool = True):
+                 pair_task: str | None = "nsp"):
         if masking not in ("static", "dynamic"):
             raise DataError(f"masking must be 'static' or 'dynamic', got {masking!r}")
+        if pair_task not in (*PAIR_TASKS, None):
+            raise DataError(f"pair_task must be one of {PAIR_TASKS} or None, got {pair_task!r}")
         self.vocab, self.special = vocab, SpecialIds.from_vocab(vocab)
-        self.mask_prob, self.masking, self.seed, self.nsp = mask_prob, masking, seed, nsp
+        self.mask_prob, self.masking, self.seed, self.pair_task = mask_prob, masking, seed, pair_task
         self.original_ids = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int32))      # (N, T)
         self.token_type_ids = torch.from_numpy(np.ascontiguousarray(token_type_ids))          # (N, T)
-        self.nsp_labels = torch.from_numpy(np.ascontiguousarray(nsp_labels, dtype=np.int64))  # (N,)
+        self.pair_labels = torch.from_numpy(np.ascontiguousarray(pair_labels, dtype=np.int64))  # (N,)
         s = self.special
         self.eligible = ~(torch.isin(self.original_ids, torch.tensor([s.cls, s.pad, s.sep, s.mask])))
         self.epoch = None
@@ -325,7 +382,7 @@ class PretrainingDataset(torch.utils.data.Dataset):
         return f"{len(self)}-{h.hexdigest()[:16]}"
 
     def __len__(self) -> int:
-        return len(self.nsp_labels)
+        return len(self.pair_labels)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {k: v[0] for k, v in self.batch(torch.tensor([i])).items()}
@@ -339,19 +396,19 @@ class PretrainingDataset(torch.utils.data.Dataset):
             "attention_mask": (original != self.special.pad).long(),
             "mlm_labels": torch.where(self.chosen[idx], original, IGNORE_INDEX),
         }
-        if self.nsp:
-            out["nsp_labels"] = self.nsp_labels[idx]
+        if self.pair_task:
+            out[f"{self.pair_task}_labels"] = self.pair_labels[idx]
         return out
 
     @property
     def df(self) -> pd.DataFrame:
         """The walkthrough's DataFrame: masked ids X, original ids Y, inverse token mask
-        (False where a token was chosen for MLM), NSP label."""
+        (False where a token was chosen for MLM), the pair label (SOP: in order)."""
         return pd.DataFrame({
             "masked_indices": list(self.input_ids.long().numpy()),
             "indices": list(self.original_ids.long().numpy()),
             "token_mask": list((~self.chosen).numpy()),
-            "is_next": self.nsp_labels.numpy(),
+            "in_order" if self.pair_task == "sop" else "is_next": self.pair_labels.numpy(),
         })
 
     def tokens(self, i: int, masked: bool = True) -> list[str]:
@@ -371,7 +428,7 @@ class IMDBBertDataset(PretrainingDataset):
     def __init__(self, path: str | Sequence[str] | pd.DataFrame, ds_from: int = 0, ds_to: int | None = 1000, *,
                  tokenizer: Callable[[str], list[str]] = basic_english, vocab: Vocab | None = None,
                  min_freq: int = 2, percentile: float = 90, context_length: int | None = None,
-                 layout: str = "walkthrough", nsp: bool = True, masking: str = "static",
+                 layout: str = "walkthrough", pair_task: str | None = "nsp", masking: str = "static",
                  mask_prob: float = 0.15, val_fraction: float = 0.1, seed: int = 0,
                  verbose: bool = True, progress: bool = True):
         log = print if verbose else (lambda *_: None)  # progress: the tokenizing bar, when verbose
@@ -391,8 +448,8 @@ class IMDBBertDataset(PretrainingDataset):
         # 1. sentences, with the held-out reviews chosen by review, never by sample
         sentences, itos = tokenize_reviews(reviews, tokenizer, progress=verbose and progress)
         per_review = np.bincount(sentences.review, minlength=len(reviews))
-        if layout != "packed" and (per_review < 2).any():                 # packed: no pairs at all
-            log(f"{int((per_review < 2).sum())} reviews have fewer than two sentences and give no NSP pairs")
+        if pair_task and (per_review < 2).any():
+            log(f"{int((per_review < 2).sum())} reviews have fewer than two sentences and give no sentence pairs")
         # validation reviews are drawn among those that give pairs, at least two (NSP negatives
         # need another review), leaving at least two for training
         usable = np.flatnonzero(per_review >= 2)
@@ -410,7 +467,6 @@ class IMDBBertDataset(PretrainingDataset):
         if L < 2:
             raise DataError(f"context length {L} is too short: need at least 2 ([CLS] and one token)")
         packed = layout == "packed"
-        nsp = nsp and not packed
         vocab, remap = build_vocab(sentences, itos, ~is_val, min_freq, vocab, extra=(".",) if packed else ())
         if len(vocab) <= len(WALKTHROUGH_SPECIALS):  # MLM would have no word to predict or to swap in
             n_train = len(reviews) - n_val
@@ -428,22 +484,26 @@ class IMDBBertDataset(PretrainingDataset):
         special = SpecialIds.from_vocab(vocab)
 
         def build(in_split: np.ndarray, seed_offset: int):
+            rng = np.random.default_rng([seed, seed_offset])
+            if packed and pair_task:
+                return make_segment_pairs(sentences, in_split, 2 * L + 1, special, vocab.stoi.get("."), pair_task, rng)
             if packed:
                 ids = make_chunks(sentences, in_split, 2 * L + 1, special, vocab.stoi.get("."))
                 return ids, np.zeros(ids.shape, dtype=np.uint8), np.ones(len(ids), dtype=np.int64)
-            a, b, labels = make_nsp_pairs(sentences, in_split, np.random.default_rng([seed, seed_offset]), nsp)
+            a, b, labels = make_nsp_pairs(sentences, in_split, rng, pair_task or False)
             a_ids, a_len = gather_padded(sentences, a, L - 1, special.pad)
             b_ids, b_len = gather_padded(sentences, b, L - 1, special.pad)
             ids, types = layout_pairs(a_ids, a_len, b_ids, b_len, special, layout)
             return ids, types, labels
 
-        kw = dict(mask_prob=mask_prob, masking=masking, nsp=nsp)
+        kw = dict(mask_prob=mask_prob, masking=masking, pair_task=pair_task)
         super().__init__(*build(~is_val, 0), vocab, seed=seed, **kw)
         self.val = PretrainingDataset(*build(is_val, 1), vocab, seed=seed + 1, **kw) if n_val else None
         self.sentences, self.is_val_review, self.reviews = sentences, is_val, reviews
+        what = {"nsp": "50% next-sentence pairs", "sop": "50% in order, 50% swapped",
+                None: "MLM only: " + ("whole reviews in chunks" if packed else "consecutive sentence pairs")}
         log(f"{len(self)} training samples" + (f", {len(self.val)} validation samples" if self.val else "")
-            + (" (50% next-sentence pairs)" if nsp else " (MLM only: " +
-               ("whole reviews in chunks)" if packed else "consecutive sentence pairs)")))
+            + f" ({what[pair_task]}" + (", segments of whole sentences)" if packed and pair_task else ")"))
 
 
 def encode_for_model(tokens_a: list[str], tokens_b: list[str] | None, vocab: Vocab, context_length: int,

@@ -31,8 +31,8 @@ from annotated_bert.config import IGNORE_INDEX, preset
 from annotated_bert.data import DataError, read_classification
 from annotated_bert.files import atomic_write_json
 from annotated_bert.interop import FINETUNE_META, load_tokenizer
-from annotated_bert.model import (BertForQuestionAnswering, BertForSequenceClassification,
-                                  BertForTokenClassification, BertPreTrainedModel)
+from annotated_bert.model import BertPreTrainedModel
+from annotated_bert.models import model_type_of, task_class
 from annotated_bert.runtime import autocast, is_main, rank_and_world
 from annotated_bert.tokenization import Vocab, WordTokenizer, basic_english, pad_batch
 
@@ -308,24 +308,19 @@ def evaluate(model, d: TaskData, task: str, labels: list[str], *, ner_scheme: st
 
 # ------------------------------------------------------------------------------ models
 
-def task_model_class(task: str) -> type[BertPreTrainedModel]:
-    return {"sentiment": BertForSequenceClassification, "pair": BertForSequenceClassification,
-            "ner": BertForTokenClassification, "qa": BertForQuestionAnswering}[task]
-
-
 def build_task_model(task: str, n_labels: int, tok, init: str, *, preset_name: str = "bert-mini",
                      reinit: bool = False, seed: int = 0, max_length: int = 256,
                      dropout: dict | None = None) -> BertPreTrainedModel:
     """The task's model: from `init` (a pretraining run, a Hugging Face directory or a fine-tuned
     output; `reinit`: same architecture, new weights), or `init="scratch"` at `preset_name`.
     `dropout`: BertConfig dropout fields to override."""
-    cls, dropout = task_model_class(task), dropout or {}
+    dropout = dropout or {}
     kwargs = {} if task == "qa" else {"num_labels": n_labels}
     if init == "scratch":
         config = preset(preset_name, vocab_size=len(tok.ids_to_tokens), pad_token_id=tok.pad_token_id,
                         max_position_embeddings=max(512, max_length), position_embedding_type="learned", **dropout)
-        return cls(config, **kwargs)
-    model = cls.from_pretrained(init, **kwargs, **dropout)
+        return task_class(task, config.model_type)(config, **kwargs)
+    model = task_class(task, model_type_of(init)).from_pretrained(init, **kwargs, **dropout)
     if reinit:
         torch.manual_seed(seed)
         model.init_weights()
@@ -377,5 +372,5 @@ def load_finetuned(directory: str, device: str | torch.device = "cpu") -> tuple[
     and its settings."""
     meta = read_finetune_meta(directory)
     n_labels = {} if meta["task"] == "qa" else {"num_labels": len(meta["labels"])}
-    model = task_model_class(meta["task"]).from_pretrained(directory, **n_labels).to(device).eval()
+    model = task_class(meta["task"], model_type_of(directory)).from_pretrained(directory, **n_labels).to(device).eval()
     return model, load_tokenizer(directory), meta

@@ -22,11 +22,11 @@ from collections.abc import Sequence
 import torch
 
 from annotated_bert.checkpoints import CheckpointError
-from annotated_bert.config import PRESETS, BertConfig, preset
+from annotated_bert.config import PRESETS, config_from_dict, preset
 from annotated_bert.data import DataError, read_reviews, resolve_data
 from annotated_bert.electra import GENERATOR_FRACTION, RTD_WEIGHT, ElectraForPreTraining, generator_config
 from annotated_bert.interop import load_tokenizer
-from annotated_bert.model import BertForPreTraining
+from annotated_bert.models import model_type_of, pretraining_class
 from annotated_bert.plots import plot_losses
 from annotated_bert.pretraining import LAYOUTS, IMDBBertDataset
 from annotated_bert.runtime import (POSITIVE, PROBABILITY, HelpFormatter, at_least, check_ranges, distributed,
@@ -81,12 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="basic_english: keep tokens seen at least this often; rarer ones -> [UNK]")
     g.add_argument("--layout", choices=LAYOUTS, default="walkthrough",
                    help="walkthrough: [CLS] A [PAD].. [SEP] [CLS] B [PAD]..; standard: [CLS] A [SEP] B [SEP] [PAD]..; "
-                        "packed: whole reviews cut into [CLS] ... [SEP] chunks of 2L+1 (MLM only, as RoBERTa)")
+                        "packed: whole reviews cut into [CLS] ... [SEP] chunks of 2L+1 (MLM only, as RoBERTa), "
+                        "or with a --pair-task into [CLS] A [SEP] B [SEP] chunks of whole sentences")
     g.add_argument("--masking", choices=("static", "dynamic"), default="static",
                    help="static: masks fixed when the data is built (BERT); dynamic: new masks every epoch (RoBERTa)")
     g.add_argument("--mask-prob", type=float, default=0.15, help="fraction of each sentence's tokens chosen for MLM")
+    g.add_argument("--pair-task", choices=("nsp", "sop", "none"), default=None,
+                   help="the sentence-pair objective beside MLM: nsp (BERT: B follows A, or is from another "
+                        "review), sop (ALBERT: A and B in order, or swapped) or none (default: sop for ALBERT "
+                        "presets, nsp for the others; none with --layout packed or --objective electra)")
     g.add_argument("--no-nsp", action="store_true",
-                   help="MLM only, as RoBERTa: train on consecutive sentence pairs, no random negatives, no NSP loss")
+                   help="MLM only, as RoBERTa: train on consecutive sentence pairs, no random negatives, no NSP "
+                        "loss (the same as --pair-task none)")
 
     g = p.add_argument_group("model")
     g.add_argument("--preset", default="seed", help=f"model size: {', '.join(PRESETS)}")
@@ -121,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weight-decay", type=float, default=0.1,
                    help="AdamW decay, not on biases and LayerNorm (BERT used 0.01; 0.1 generalises better on small data)")
     g.add_argument("--clip", type=float, default=1.0, help="clip the gradient norm to this value")
-    g.add_argument("--nsp-weight", type=float, default=1.0, help="loss = mlm_loss + NSP_WEIGHT * nsp_loss")
+    g.add_argument("--nsp-weight", type=float, default=1.0,
+                   help="loss = mlm_loss + NSP_WEIGHT * the pair task's loss (NSP or SOP)")
     g.add_argument("--budget-minutes", type=float, default=None,
                    help="stop after this much training time, then validate and save; the learning rate "
                         "follows steps or time, whichever is further, so it reaches 0 when the budget ends")
@@ -149,13 +156,21 @@ def build_parser() -> argparse.ArgumentParser:
 def get_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
-    if args.layout == "packed" or args.objective == "electra":
-        args.no_nsp = True  # packed: one text per sample, nothing to predict a next sentence for
     if args.objective == "electra" and args.init:
         p.error("--objective electra starts from random weights (a generator and a discriminator); "
                 "--init continues MLM pretraining")
     if args.preset not in PRESETS:
         p.error(f"unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}")
+    albert = PRESETS[args.preset].get("model_type") == "albert"
+    if args.objective == "electra" and (albert or args.pair_task not in (None, "none")):
+        p.error("--objective electra trains a BERT discriminator on replaced tokens alone: no ALBERT preset, "
+                "no --pair-task")
+    if args.pair_task is None:  # packed: one text per sample unless a pair task asks for segments
+        args.pair_task = "none" if args.no_nsp or args.layout == "packed" or args.objective == "electra" else (
+            "sop" if albert else "nsp")
+    elif args.no_nsp and args.pair_task != "none":
+        p.error(f"--no-nsp and --pair-task {args.pair_task} contradict each other")
+    args.no_nsp = args.pair_task == "none"
     if args.ds_to == -1:
         args.ds_to = None
     check_ranges(p, args, TRAIN_RANGES)
@@ -189,7 +204,7 @@ def build_data(args: argparse.Namespace, vocab_tokens: list[str] | None = None) 
     return IMDBBertDataset(
         reviews, 0, None, tokenizer=tokenizer, vocab=vocab, min_freq=args.min_freq,
         percentile=args.percentile, context_length=args.context_length, layout=args.layout,
-        nsp=not args.no_nsp, masking=args.masking, mask_prob=args.mask_prob,
+        pair_task=None if args.pair_task == "none" else args.pair_task, masking=args.masking, mask_prob=args.mask_prob,
         val_fraction=args.val_fraction, seed=args.seed, verbose=is_main(), progress=not args.quiet)
 
 
@@ -197,12 +212,14 @@ def build_model(args: argparse.Namespace, ds: IMDBBertDataset, checkpoint: dict 
     """A resumed run's own architecture, or a fresh model of --preset (a resumed run's weights are
     loaded by `training.restore`)."""
     positions = {"position_embedding_type": args.positions} if args.positions else {}
-    config = BertConfig.from_dict(checkpoint["config"]) if checkpoint is not None else preset(
+    config = config_from_dict(checkpoint["config"]) if checkpoint is not None else preset(
         args.preset, vocab_size=len(ds.vocab), pad_token_id=ds.special.pad,
         max_position_embeddings=max(512, ds.seq_len), attn_implementation=args.attn, **dropout, **positions)
-    if getattr(args, "objective", "mlm") == "electra":
+    if args.objective == "electra":
         return ElectraForPreTraining(config, args.generator_size, args.rtd_weight)
-    return BertForPreTraining(config, nsp_weight=args.nsp_weight)
+    model = pretraining_class(config.model_type)(config)
+    model.pair_weight = args.nsp_weight   # loss = mlm_loss + weight * the pair task's loss
+    return model
 
 
 def train(args: argparse.Namespace) -> int:
@@ -215,12 +232,13 @@ def train(args: argparse.Namespace) -> int:
         tok = load_tokenizer(args.init)
         args.tokenizer = "basic_english" if isinstance(tok, WordTokenizer) else "wordpiece"
         init_vocab = list(tok.ids_to_tokens)
-        init_model, info = BertForPreTraining.from_pretrained(args.init, output_loading_info=True,
-                                                              nsp_weight=args.nsp_weight, attn_implementation=args.attn,
-                                                              **dropout)
-        if any(k.startswith("cls.seq_relationship") for k in info["missing_keys"]) and not args.no_nsp:
-            say(f"{args.init} has no NSP head: training MLM only (as with --no-nsp)")
-            args.no_nsp = True
+        init_model, info = pretraining_class(model_type_of(args.init)).from_pretrained(
+            args.init, output_loading_info=True, attn_implementation=args.attn, **dropout)
+        init_model.pair_weight = args.nsp_weight
+        pair_head = ("sop_classifier.", "cls.seq_relationship")
+        if any(k.startswith(pair_head) for k in info["missing_keys"]) and args.pair_task != "none":
+            say(f"{args.init} has no sentence-pair head: training MLM only (as with --no-nsp)")
+            args.pair_task, args.no_nsp = "none", True
     torch.manual_seed(args.seed)
 
     # ---- data

@@ -1,7 +1,7 @@
 """What the allocator settings that `python -m annotated_bert.train` and `.finetune` apply at start
 (`annotated_bert.runtime.configure_allocator`: glibc's mmap and trim thresholds raised) buy: the
-same command run twice, once with glibc's defaults and once as the command line runs it,
-measuring training samples/s (the median of the train records, the first two left out) and the
+same command run with glibc's defaults, as the command line runs it, and with tcmalloc preloaded
+(where Debian's libtcmalloc-minimal4 is installed), measuring training samples/s (the median of the train records, the first two left out) and the
 CPU time the process spent in the kernel (system time), which page faults dominate.
 
     python benchmarks/bench_allocator.py --data path/to/imdb_train.csv.gz            # both workloads
@@ -29,11 +29,17 @@ from annotated_bert.files import read_jsonl
 DEFAULTS = "import annotated_bert.runtime as r; r.configure_allocator = lambda: False; "  # glibc as it comes
 
 
-def run(module: str, argv: list[str], glibc_defaults: bool) -> dict:
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"  # Debian's libtcmalloc-minimal4
+VARIANTS = {"glibc defaults": (True, None), "thresholds raised (the default)": (False, None),
+            "tcmalloc (LD_PRELOAD)": (True, TCMALLOC)}
+
+
+def run(module: str, argv: list[str], glibc_defaults: bool, preload: str | None = None) -> dict:
     """Run `python -m module argv` in a child process; its train records' median samples/s and its CPU times."""
     code = (DEFAULTS if glibc_defaults else "") + f"import sys; from {module} import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, **({"LD_PRELOAD": preload} if preload else {})}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-c", code, *argv], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-c", code, *argv], check=True, stdout=subprocess.DEVNULL, env=env)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = argv[argv.index("--out") + 1]
     records = [r for r in read_jsonl(os.path.join(out, "metrics.jsonl")) if r["split"] == "train"]
@@ -75,10 +81,11 @@ def main(argv=None) -> int:
     for name, (module, flags) in workloads.items():
         if args.only not in (None, name):
             continue
-        for glibc_defaults in (True, False):
-            label = "glibc defaults" if glibc_defaults else "thresholds raised (the default)"
-            out = os.path.join(work, f"{name}-{'glibc' if glibc_defaults else 'tuned'}")
-            r = run(module, [*flags, "--out", out], glibc_defaults)
+        for i, (label, (glibc_defaults, preload)) in enumerate(VARIANTS.items()):
+            if preload and not os.path.exists(preload):
+                continue
+            out = os.path.join(work, f"{name}-{i}")
+            r = run(module, [*flags, "--out", out], glibc_defaults, preload)
             print(f"| {name} | {label} | {r['samples_per_s']:.1f} | {r['steps']} | {r['system_s']:.0f} | "
                   f"{r['user_s']:.0f} |", flush=True)
     return 0

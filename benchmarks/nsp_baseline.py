@@ -70,11 +70,11 @@ def main(argv=None) -> int:
 
     x_train, x_val = overlap_features(ds, idf), overlap_features(ds.val, idf)
     mean, std = x_train.mean(0), x_train.std(0) + 1e-9
-    model = fit_logistic((x_train - mean) / std, ds.nsp_labels.numpy())
+    model = fit_logistic((x_train - mean) / std, ds.pair_labels.numpy())
     with torch.no_grad():
         predict = lambda x: (model(torch.tensor((x - mean) / std)).squeeze(1) > 0).long().numpy()
-    train_acc = (predict(x_train) == ds.nsp_labels.numpy()).mean()
-    val_acc = (predict(x_val) == ds.val.nsp_labels.numpy()).mean()
+    train_acc = (predict(x_train) == ds.pair_labels.numpy()).mean()
+    val_acc = (predict(x_val) == ds.val.pair_labels.numpy()).mean()
     print(f"{len(ds):,} training / {len(ds.val):,} held-out pairs from reviews [0, {args.ds_to}), layout {args.layout}")
     print(f"word-overlap logistic regression: train accuracy {train_acc:.3f}, held-out accuracy {val_acc:.3f} "
           f"(chance 0.5; ln 2 = {math.log(2):.3f})")

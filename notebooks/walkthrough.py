@@ -271,8 +271,8 @@ def show_sample(d, i):
     x, y = d.tokens(i), d.tokens(i, masked=False)
     chosen = d.chosen[i].tolist()
     seg = d.token_type_ids[i].tolist()
-    print(f"sample {i}: NSP label {d.nsp_labels[i].item()} "
-          f"({'B follows A' if d.nsp_labels[i] else 'B is from another review'})")
+    print(f"sample {i}: NSP label {d.pair_labels[i].item()} "
+          f"({'B follows A' if d.pair_labels[i] else 'B is from another review'})")
     print(f"  A: {' '.join(t for t, s in zip(y, seg) if s == 0)}")
     print(f"  B: {' '.join(t for t, s in zip(y, seg) if s == 1)}")
     print(f"  X: {' '.join(x)}")

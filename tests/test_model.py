@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from annotated_bert.config import PRESETS, BertConfig, preset
+from annotated_bert.config import BertConfig, preset
 from annotated_bert.model import BertForPreTraining, BertModel, sinusoidal_positions
 
 

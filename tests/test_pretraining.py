@@ -52,6 +52,51 @@ def test_nsp_pairs_positives_negatives_and_split():
     assert pos.sum() == expected
 
 
+def test_sop_pairs_are_consecutive_sentences_in_order_or_swapped():
+    reviews = synthetic_reviews(40)
+    sentences, _ = tokenize_reviews(reviews, basic_english, progress=False)
+    in_split = np.ones(40, dtype=bool)
+    a, b, labels = make_nsp_pairs(sentences, in_split, np.random.default_rng(0), "sop")
+    rev = sentences.review
+    assert labels.mean() == 0.5 and (labels[0::2] == 1).all() and (labels[1::2] == 0).all()
+    pos, neg = labels == 1, labels == 0
+    assert (b[pos] == a[pos] + 1).all() and (rev[a] == rev[b]).all()       # one review, consecutive, in order
+    assert (a[neg] == b[pos]).all() and (b[neg] == a[pos]).all()           # each negative: its positive swapped
+    ds = build(reviews, pair_task="sop", layout="standard")
+    assert set(ds[0]) == {"input_ids", "token_type_ids", "attention_mask", "mlm_labels", "sop_labels"}
+    assert "in_order" in ds.df.columns
+
+
+@pytest.mark.parametrize("task", ["nsp", "sop"])
+def test_packed_segment_pairs_cut_chunks_at_sentence_boundaries(task):
+    """--layout packed with a pair task: [CLS] A [SEP] B [SEP], A and B whole sentences of one
+    review (SOP negatives: swapped; NSP negatives: B from another review), exactly half positives.
+    Every word names its review ("r7w3" is a word of review 7), so a segment's source can be read."""
+    rng = np.random.default_rng(0)
+    reviews = [". ".join(" ".join(f"r{r}w{rng.integers(9)}" for _ in range(rng.integers(2, 6)))
+                         for _ in range(rng.integers(2, 7))) + "." for r in range(60)]
+    ds = build(reviews, layout="packed", context_length=12, min_freq=1, pair_task=task)   # 25 positions
+    s, dot = ds.special, ds.vocab["."]
+    ids, types = ds.original_ids.long(), ds.token_type_ids.long()
+    assert ds.pair_labels.float().mean() == 0.5 and f"{task}_labels" in ds[0]
+    review_of = lambda part: {int(t[1:t.index("w")]) for t in ds.vocab.lookup_tokens(part) if t != "."}  # noqa: E731
+    for row, t, label in zip(ids.tolist(), types.tolist(), ds.pair_labels.tolist()):
+        first = row.index(s.sep)
+        second = row.index(s.sep, first + 1)
+        assert row[0] == s.cls and t[:first + 1] == [0] * (first + 1) and t[first + 1:second + 1] == [1] * (second - first)
+        a, b = row[1:first], row[first + 1:second]
+        assert a[-1] == dot and len(review_of(a)) == 1                   # whole sentences of one review
+        if task == "nsp" and label == 0:
+            assert len(review_of(b)) == 1 and review_of(b) != review_of(a)   # B from another review
+            continue
+        assert b[-1] == dot and review_of(b) == review_of(a)
+        (r,) = review_of(a)
+        stream = " ".join(f"{t} ." for i in np.flatnonzero(ds.sentences.review == r)
+                          for t in [" ".join(map(str, ds.sentences.tokens(i).tolist()))])
+        in_order = a + b if label == 1 else b + a                         # SOP negatives: the two swapped
+        assert f" {' '.join('.' if t == dot else str(t) for t in in_order)} " in f" {stream} "
+
+
 def test_layouts_walkthrough_and_standard():
     for layout in ("walkthrough", "standard"):
         ds = build(synthetic_reviews(30), layout=layout, context_length=8, seed=1)
@@ -103,7 +148,7 @@ def test_truncation_never_loses_a_mask():
 
 def test_same_seed_same_dataset_and_dynamic_masking():
     a, b, c = (build(synthetic_reviews(50), seed=s) for s in (7, 7, 8))
-    assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.nsp_labels, b.nsp_labels)
+    assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.pair_labels, b.pair_labels)
     assert not torch.equal(a.input_ids, c.input_ids)
     d = build(synthetic_reviews(50), seed=7, masking="dynamic")
     epoch0 = d.input_ids.clone()
@@ -129,8 +174,8 @@ def test_validation_reviews_are_held_out():
 
 
 def test_mlm_only_dataset_has_only_consecutive_pairs():
-    ds = build(synthetic_reviews(30), nsp=False)
-    assert (ds.nsp_labels == 1).all() and "nsp_labels" not in ds[0]
+    ds = build(synthetic_reviews(30), pair_task=None)
+    assert (ds.pair_labels == 1).all() and "nsp_labels" not in ds[0]
 
 
 def test_items_dataframe_and_dataloader():
@@ -167,7 +212,7 @@ def test_reviews_without_periods(tmp_path, capsys):
 def test_a_vocabulary_of_special_tokens_only_is_an_error():
     reviews = pd.DataFrame({"review": ["Every word here is new. Nothing repeats at all. Quite so."]})
     with pytest.raises(DataError, match="no token appears 2 times in the 1 training review; .* lower --min-freq"):
-        IMDBBertDataset(reviews, nsp=False, verbose=False)
+        IMDBBertDataset(reviews, pair_task=None, verbose=False)
 
 
 def test_special_ids_need_every_special_token():
@@ -191,9 +236,9 @@ def test_encode_for_model_single_text_and_pair():
 
 def test_packed_layout_cuts_whole_reviews_into_chunks():
     reviews = synthetic_reviews(40)
-    ds = build(reviews, layout="packed", context_length=6, min_freq=1, nsp=True)   # 13 positions, 11 tokens a chunk
+    ds = build(reviews, layout="packed", context_length=6, min_freq=1, pair_task=None)   # 13 positions, 11 tokens a chunk
     s = ds.special
-    assert not ds.nsp and "nsp_labels" not in ds[0] and (ds.token_type_ids == 0).all()
+    assert ds.pair_task is None and "nsp_labels" not in ds[0] and (ds.token_type_ids == 0).all()
     ids = ds.original_ids.long()
     assert (ids[:, 0] == s.cls).all() and ((ids == s.sep).sum(1) == 1).all()
     # the training chunks, read in order, are the training reviews' sentences joined by "."

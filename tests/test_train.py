@@ -57,8 +57,9 @@ def test_same_seed_same_run(tiny_csv, tmp_path):
 def _interrupt_at(step, monkeypatch):
     """Deliver a real SIGINT to this process during optimizer step `step` (deterministic): the
     handler lets the step finish, then the run saves and stops."""
+    import annotated_bert.training as training
     calls = {"n": 0}
-    original = torch.nn.utils.clip_grad_norm_
+    original = training.clip_gradients
 
     def clip_then_maybe_interrupt(*a, **k):
         calls["n"] += 1
@@ -66,7 +67,7 @@ def _interrupt_at(step, monkeypatch):
             os.kill(os.getpid(), signal.SIGINT)
         return original(*a, **k)
 
-    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip_then_maybe_interrupt)
+    monkeypatch.setattr(training, "clip_gradients", clip_then_maybe_interrupt)
 
 
 @pytest.mark.parametrize("masking", ["static", "dynamic"])
@@ -116,14 +117,15 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_csv, tmp_
     out = tmp_path / "run"
     assert run(tiny_csv, out, "--epochs", "1") == 0
     good = load_training_checkpoint(str(out))
-    real_forward = train.BertForPreTraining.forward
+    from annotated_bert.model import BertForPreTraining
+    real_forward = BertForPreTraining.forward
 
     def poisoned(self, *a, **k):
         result = real_forward(self, *a, **k)
         result.loss = result.loss * float("nan")
         return result
 
-    monkeypatch.setattr(train.BertForPreTraining, "forward", poisoned)
+    monkeypatch.setattr(BertForPreTraining, "forward", poisoned)
     # a new run into the same directory: the first step is non-finite, nothing is overwritten
     assert run(tiny_csv, out, "--epochs", "1") == 1
     assert "non-finite" in capsys.readouterr().err
@@ -273,7 +275,7 @@ def test_continued_pretraining_from_a_hugging_face_checkpoint(tiny_csv, tmp_path
     out = tmp_path / "cont"
     assert train.main(["--data", str(tiny_csv), "--ds-to", "20", "--out", str(out), *FAST, "--batch-size", "16",
                        "--epochs", "1", "--init", path, "--layout", "standard", "--lr", "1e-9"]) == 0
-    assert "has no NSP head: training MLM only" in capsys.readouterr().out
+    assert "has no sentence-pair head: training MLM only" in capsys.readouterr().out
     state = load_training_checkpoint(str(out))
     assert len(state["vocab"]) == 30522 and state["data"]["tokenizer"] == "wordpiece"
     assert state["config"]["hidden_size"] == 384 and state["args"]["no_nsp"]
