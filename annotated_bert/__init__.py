@@ -13,8 +13,8 @@ from importlib import import_module
 
 _HOME = {
     "BertConfig": "config", "AlbertConfig": "config", "PRESETS": "config", "preset": "config",
-    "BertModel": "model", "BertForPreTraining": "model", "BertForSequenceClassification": "model",
-    "BertForTokenClassification": "model", "BertForQuestionAnswering": "model",
+    "BertModel": "model", "BertForPreTraining": "model", "BertForSequenceClassification": "heads",
+    "BertForTokenClassification": "heads", "BertForQuestionAnswering": "heads",
     "ElectraForPreTraining": "electra", "AlbertModel": "albert", "AlbertForPreTraining": "albert",
     "AlbertForSequenceClassification": "albert",
     "Vocab": "tokenization", "WordTokenizer": "tokenization", "basic_english": "tokenization",

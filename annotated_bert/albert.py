@@ -32,9 +32,9 @@ import torch
 import torch.nn as nn
 
 from annotated_bert.config import AlbertConfig
-from annotated_bert.model import (BertEmbeddings, BertForQuestionAnswering, BertForSequenceClassification,
-                                  BertForTokenClassification, BertOutput, BertPreTrainedModel, BertSelfAttention,
-                                  activation, key_mask_bias, pretraining_losses)
+from annotated_bert.heads import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification
+from annotated_bert.model import (BertEmbeddings, BertModel, BertPreTrainedModel, BertSelfAttention, activation,
+                                  pretraining_losses)
 
 
 class AlbertAttention(BertSelfAttention):
@@ -105,32 +105,27 @@ class AlbertPreTrainedModel(BertPreTrainedModel):
         return AlbertModel
 
 
-class AlbertModel(AlbertPreTrainedModel):
-    """The encoder: input ids -> contextual vectors (B, T, H) and the pooled [CLS] vector (B, H)."""
+class AlbertModel(AlbertPreTrainedModel, BertModel):
+    """The encoder: BERT's forward pass (annotated_bert.model.BertModel) with ALBERT's three steps:
+    embeddings of width E projected to H, one block for every layer, a tanh pooler over [CLS]."""
 
     def __init__(self, config: AlbertConfig, add_pooling_layer: bool = True):
-        super().__init__()
+        nn.Module.__init__(self)   # not BertModel's: ALBERT's own modules, under its names
         self.config = config
         self.embeddings = BertEmbeddings(config, width=config.embedding_size)   # a V x E table
         self.encoder = AlbertTransformer(config)
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if add_pooling_layer else None
         self.init_weights()
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, output_attentions: bool = False) -> BertOutput:
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
+    def embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
         e = self.embeddings(input_ids, token_type_ids)                       # (B, T, E)
-        h = self.encoder.embedding_hidden_mapping_in(e)                      # (B, T, H)
-        mask_bias = key_mask_bias(attention_mask, h.dtype)                   # (B, 1, 1, T)
-        attentions = []
-        for layer in self.encoder.layers():                                  # the shared block, L times
-            h, probs = layer(h, mask_bias, output_attentions)                # (B, T, H)
-            attentions.append(probs)
-        pooled = torch.tanh(self.pooler(h[:, 0])) if self.pooler is not None else h[:, 0]   # (B, H)
-        return BertOutput(h, pooled, tuple(attentions) if output_attentions else None)
+        return self.encoder.embedding_hidden_mapping_in(e)                   # (B, T, H)
+
+    def layers(self) -> list[AlbertLayer]:
+        return self.encoder.layers()                                         # the shared block, L times
+
+    def pool(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.pooler(h[:, 0])) if self.pooler is not None else h[:, 0]   # (B, H)
 
 
 class AlbertMLMHead(nn.Module):

@@ -11,8 +11,8 @@ from __future__ import annotations
 from annotated_bert.albert import (AlbertForPreTraining, AlbertForQuestionAnswering, AlbertForSequenceClassification,
                                    AlbertForTokenClassification)
 from annotated_bert.interop import read_config
-from annotated_bert.model import (BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification,
-                                  BertForTokenClassification, BertPreTrainedModel)
+from annotated_bert.heads import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification
+from annotated_bert.model import BertForPreTraining, BertPreTrainedModel
 
 PRETRAINING = {"bert": BertForPreTraining, "albert": AlbertForPreTraining}
 TASK_HEADS = {

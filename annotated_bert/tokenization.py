@@ -1,4 +1,5 @@
-"""Word-level tokenization for the walkthrough: torchtext's `basic_english` and a vocabulary.
+"""Word-level tokenization: the walkthrough's `basic_english`, BERT's `BasicTokenizer` (the first
+stage of WordPiece, annotated_bert.wordpiece), vocabularies, and padded batches of ids.
 
 torchtext (deprecated since 0.18, April 2024) no longer loads with a current torch, so this module
 carries its `basic_english` normaliser, rule for rule:
@@ -13,14 +14,22 @@ Every pattern but the last is a literal string, and `re.sub` with a literal patt
 the whole tokenizer is a chain of `str.replace` calls, which runs several times faster than twelve
 regex passes and gives identical tokens (tests/test_tokenization.py checks both against each other).
 
+`BasicTokenizer` is Hugging Face's class of the same name, the words WordPiece then cuts into
+pieces: drop NUL, U+FFFD and control characters; put spaces around CJK ideographs; NFC; split on
+whitespace; then per word: lowercase and strip accents for uncased vocabularies, and split off
+every punctuation character (ASCII 33-47, 58-64, 91-96, 123-126 and Unicode P*).
+
 `Vocab` maps tokens to ids with the walkthrough's special tokens in front:
 [CLS]=0, [PAD]=1, [MASK]=2, [SEP]=3, [UNK]=4.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import sys
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -56,6 +65,119 @@ def basic_english(text: str) -> list[str]:
     return text.split()  # also torchtext's final r"\s+" -> " " rule
 
 
+
+
+
+# ---------------------------------------------------------------------- BERT's BasicTokenizer
+
+# HF's `_is_chinese_char`: the CJK Unified Ideographs blocks (not Hangul, Hiragana or Katakana,
+# whose words are space-separated anyway).
+CJK_RANGES = ("\u4e00-\u9fff\u3400-\u4dbf\U00020000-\U0002a6df\U0002a700-\U0002b73f"
+              "\U0002b740-\U0002b81f\U0002b820-\U0002ceaf\uf900-\ufaff\U0002f800-\U0002fa1f")
+CJK_RE = re.compile(f"[{CJK_RANGES}]")
+# The control characters an ASCII string can hold (tab, newline and CR are whitespace instead).
+_ASCII_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _char_class(codepoints: Iterable[int]) -> str:
+    """The inside of a regex [...] class matching exactly these (sorted) code points, as ranges."""
+    ranges: list[list[int]] = []
+    for cp in codepoints:
+        if ranges and cp == ranges[-1][1] + 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    return "".join(f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
+
+
+def is_dropped(char: str) -> bool:
+    """HF's `_clean_text`: NUL, U+FFFD and control characters (Unicode C*, but tab, newline and
+    carriage return are whitespace) are removed."""
+    return (unicodedata.category(char)[0] == "C" and char not in "\t\n\r") or char == "\ufffd"
+
+
+def drop_chars(text: str) -> str:
+    """`text` without the characters HF's `_clean_text` removes. Testing each distinct character
+    once is much faster than a regex class of the ~970k C* code points."""
+    dropped = [c for c in set(text) if is_dropped(c)]
+    return text.translate(dict.fromkeys(map(ord, dropped))) if dropped else text
+
+
+@functools.cache
+def unicode_tables() -> tuple[re.Pattern, re.Pattern]:
+    """Regexes for HF's `_is_punctuation` and for nonspacing marks (category Mn), built once from
+    this Python's Unicode database, the one HF's slow tokenizer consults too. Scanning all 1.1M
+    code points takes about 0.2 s, so it happens on first use, not at import."""
+    punct, marks = [], []
+    for cp in range(sys.maxunicode + 1):
+        cat = unicodedata.category(chr(cp))
+        if cat[0] == "P" or 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+            punct.append(cp)  # all non-alphanumeric ASCII counts, e.g. "$", "^", "`"
+        if cat == "Mn":
+            marks.append(cp)
+    return (re.compile(f"([{_char_class(punct)}])"),  # the group makes re.split keep the punctuation
+            re.compile(f"[{_char_class(marks)}]+"))
+
+
+def special_tokens_re(tokens: Iterable[str]) -> re.Pattern:
+    """Splits text around literal special tokens, longest first (what HF's trie does for these)."""
+    return re.compile("(" + "|".join(map(re.escape, sorted(tokens, key=len, reverse=True))) + ")")
+
+
+class BasicTokenizer:
+    """HF's `BasicTokenizer`: cleaning, CJK spacing, lowercasing and accent stripping, punctuation.
+
+    Split in two so the expensive half runs once per distinct word: `split_whitespace(text)` does
+    the whole-text steps, `split_word(word)` the per-word ones; `tokenize` chains them.
+    """
+
+    def __init__(self, do_lower_case: bool = True, never_split: Iterable[str] | None = None,
+                 tokenize_chinese_chars: bool = True, strip_accents: bool | None = None):
+        self.do_lower_case = do_lower_case
+        self.never_split = frozenset(never_split or ())  # kept as is: no lowercasing, no splitting
+        self.tokenize_chinese_chars = tokenize_chinese_chars
+        # None means "follow do_lower_case", as in the original BERT: uncased models strip accents.
+        self.strip_accents = strip_accents
+
+    def split_whitespace(self, text: str) -> list[str]:
+        """Drop control characters, space out CJK ideographs, NFC, split on whitespace."""
+        if text.isascii():  # nearly all English text: nothing to normalise, no CJK
+            if _ASCII_CONTROL_RE.search(text):
+                text = _ASCII_CONTROL_RE.sub("", text)
+            return text.split()
+        text = drop_chars(text)
+        if self.tokenize_chinese_chars:
+            text = CJK_RE.sub(r" \g<0> ", text)
+        # One character written two ways (precomposed or with a combining mark) tokenizes the same.
+        return unicodedata.normalize("NFC", text).split()
+
+    def normalize(self, word: str) -> str:
+        """Lowercase and/or strip accents, as configured."""
+        if self.do_lower_case:
+            word = word.lower()
+            if self.strip_accents is not False:
+                word = self._strip_accents(word)
+        elif self.strip_accents:
+            word = self._strip_accents(word)
+        return word
+
+    @staticmethod
+    def _strip_accents(word: str) -> str:
+        if word.isascii():
+            return word
+        return unicode_tables()[1].sub("", unicodedata.normalize("NFD", word))
+
+    def split_word(self, word: str) -> list[str]:
+        """One whitespace-separated word -> its basic tokens (punctuation split off)."""
+        if word not in self.never_split:
+            word = self.normalize(word)
+        if word in self.never_split:
+            return [word]
+        # .split() as HF's final whitespace pass does: normalising can, rarely, create whitespace.
+        return [token for part in unicode_tables()[0].split(word) if part for token in part.split()]
+
+    def tokenize(self, text: str) -> list[str]:
+        return [token for word in self.split_whitespace(text) for token in self.split_word(word)]
 
 
 class Vocab:

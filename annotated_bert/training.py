@@ -278,7 +278,7 @@ def fit(model, optimizer, plan: Plan, state: TrainState, *,
     if is_main() and state.step == 0 and os.path.exists(metrics_path):
         os.remove(metrics_path)  # a fresh run in an old directory starts a fresh log
     elif is_main():
-        drop_records_after(metrics_path, state.step)  # a resumed run redoes the steps after its checkpoint: log them once
+        drop_records_after(metrics_path, state.step)  # a resumed run redoes the steps after its checkpoint
     log = (lambda record: append_jsonl(metrics_path, record)) if is_main() else (lambda record: None)
     save = lambda: save_checkpoint(plan, model, optimizer, state, checkpoint_extra)  # noqa: E731
     trained_since_val = [0, time.perf_counter()]  # samples and clock since the last validation
@@ -303,6 +303,9 @@ def fit(model, optimizer, plan: Plan, state: TrainState, *,
         if plot is not None and is_main():
             plot()
         trained_since_val[:] = [0, time.perf_counter()]
+
+    def say_how_to_resume() -> None:
+        say(f"saved {plan.out}/checkpoint.pt at step {state.step}; continue with: {plan.command} --resume {plan.out}")
 
     model.train()
     with StopFlag(plan.schedule.budget_s) as stop:
@@ -339,7 +342,7 @@ def fit(model, optimizer, plan: Plan, state: TrainState, *,
                     run_validation(epoch + 1)
                 if interrupted and not last_of_epoch:
                     save()
-                    say(f"saved {plan.out}/checkpoint.pt at step {state.step}; continue with: {plan.command} --resume {plan.out}")
+                    say_how_to_resume()
                     return EXIT_INTERRUPTED
                 if out_of_time:
                     say(f"time budget of {plan.schedule.budget_s / 60:g} minutes reached at step {state.step}")
@@ -354,7 +357,7 @@ def fit(model, optimizer, plan: Plan, state: TrainState, *,
                 run_validation(epoch)
             save()
             if interrupted:  # Ctrl-C during an epoch's last step: stopped after the epoch's checkpoint
-                say(f"saved {plan.out}/checkpoint.pt at step {state.step}; continue with: {plan.command} --resume {plan.out}")
+                say_how_to_resume()
                 return EXIT_INTERRUPTED
     return 0
 

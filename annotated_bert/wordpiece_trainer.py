@@ -19,8 +19,8 @@ from itertools import chain
 
 from tqdm.auto import tqdm
 
-from annotated_bert.tokenization import WORDPIECE_SPECIALS
-from annotated_bert.wordpiece import _CJK_RE, BasicTokenizer, WordPieceTokenizer, _special_tokens_re, _unicode_tables
+from annotated_bert.tokenization import CJK_RE, WORDPIECE_SPECIALS, BasicTokenizer, special_tokens_re, unicode_tables
+from annotated_bert.wordpiece import WordPieceTokenizer
 
 
 def train_wordpiece(texts: Iterable[str], vocab_size: int = 30522, min_frequency: int = 2,
@@ -58,7 +58,7 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int = 30522, min_frequency
     # 1. Count words: whitespace words once per text (Counter.update runs in C), then the per-word
     #    basic tokenization once per distinct whitespace word.
     basic = BasicTokenizer(do_lower_case, never_split=special_tokens)
-    special_re = _special_tokens_re(special_tokens)
+    special_re = special_tokens_re(special_tokens)
     raw_counts: Counter[str] = Counter()
     for text in tqdm(texts, desc="counting words", unit=" texts", disable=not show_progress):
         for i, part in enumerate(special_re.split(text)):
@@ -72,8 +72,8 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int = 30522, min_frequency
 
     # 2. The alphabet.
     chars = sorted(set(chain.from_iterable(word_counts)))
-    punct_re, _ = _unicode_tables()
-    continuing = ["##" + c for c in chars if not punct_re.match(c) and not _CJK_RE.match(c)]
+    punct_re, _ = unicode_tables()
+    continuing = ["##" + c for c in chars if not punct_re.match(c) and not CJK_RE.match(c)]
     vocab = special_tokens + [c for c in chars if c not in special_tokens] + continuing
     if len(vocab) > vocab_size:
         raise ValueError(f"vocab_size={vocab_size} is too small: the {len(special_tokens)} special tokens "

@@ -55,7 +55,7 @@ run() {
     minilm-imdb-2ep-seeds)
       for s in ${SEEDS:-0 1 2}; do $RUN3 --epochs 2 --seed $s --out runs/minilm-imdb-2ep-s$s; done ;;
     # run 3 at runs 1 and 2's 256 tokens on the three validation slices: what a real pretrained model
-    # reaches at that length, against which the 3-point lift target can be read (SEEDS="1 2" for two)
+    # reaches at that length, the level a real checkpoint reaches at that length (SEEDS="1 2" for two)
     minilm-imdb-256-seeds)
       for s in ${SEEDS:-0 1 2}; do $RUN3 --max-length 256 --seed $s --out runs/minilm-imdb-256-s$s; done ;;
     # IMDb sentiment, run 1: pretrain from scratch on IMDb text only (train + unsup, no labels) for at
@@ -115,7 +115,7 @@ run() {
     pretrained-imdb-m40-4ep) $IMDB --init runs/imdb-pretrain-m40 --epochs 4 --out runs/pretrained-imdb-m40-4ep ;;
     random-imdb-m40-4ep) $IMDB --init runs/imdb-pretrain-m40 --reinit --epochs 4 --out runs/random-imdb-m40-4ep ;;
     # the lift from the 40% pretraining on two more validation slices (--seed 1 and 2 hold out other
-    # reviews and reorder the batches): one pair of runs varies by more than the 3-point target's margin
+    # reviews and reorder the batches): one pair of runs varies by about as much as the lift itself
     lift-seeds)
       for s in 1 2; do
         $IMDB --init runs/imdb-pretrain-m40 --seed $s --out runs/pretrained-imdb-m40-s$s

@@ -1,12 +1,16 @@
-"""How much next-sentence signal is in the pairs at all? A logistic regression on word overlap.
+"""How much sentence-pair signal is in the pairs at all? A logistic regression on word overlap.
 
     python benchmarks/nsp_baseline.py                        # the walkthrough's first 1,000 reviews
     python benchmarks/nsp_baseline.py --ds-to 25000 --layout standard
+    python benchmarks/nsp_baseline.py --data a.csv --data b.csv --ds-to -1 --layout packed \
+        --tokenizer wordpiece --vocab runs/variants/bert/vocab.txt --context-length 128   # the variants' pairs
 
-For every NSP pair of IMDBBertDataset (same data, same split, same negatives as pretraining), five
-features of the two sentences' word sets: shared words, the IDF sum of the shared words, Jaccard
+For every pair of IMDBBertDataset (same data, same split, same negatives as pretraining), five
+features of the two segments' word sets: shared words, the IDF sum of the shared words, Jaccard
 similarity, and the two lengths. A logistic regression is fitted on the training pairs and scored
-on the held-out pairs: the NSP accuracy a model could reach from lexical overlap alone.
+on the held-out pairs: the accuracy a model could reach from lexical overlap alone. For SOP
+(`--pair-task sop`) these features are blind to order: a positive and its swapped twin have the
+same ones, so the baseline is 0.5 by construction.
 """
 
 import argparse
@@ -17,7 +21,10 @@ import sys
 import numpy as np
 import torch
 
+from annotated_bert.data import read_reviews
 from annotated_bert.pretraining import IMDBBertDataset
+from annotated_bert.tokenization import Vocab, basic_english
+from annotated_bert.wordpiece import WordPieceTokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMDB = os.path.join(REPO, "..", "shared", "data", "imdb_train.csv.gz")
@@ -52,20 +59,33 @@ def fit_logistic(x: np.ndarray, y: np.ndarray) -> torch.nn.Linear:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=IMDB)
-    p.add_argument("--ds-to", type=int, default=1000)
-    p.add_argument("--layout", default="walkthrough", choices=("walkthrough", "standard"))
+    p.add_argument("--data", action="append", help=f"review CSVs (default: {IMDB})")
+    p.add_argument("--ds-to", type=int, default=1000, help="reviews to use; -1 for all")
+    p.add_argument("--layout", default="walkthrough", choices=("walkthrough", "standard", "packed"))
+    p.add_argument("--pair-task", default="nsp", choices=("nsp", "sop"))
+    p.add_argument("--tokenizer", default="basic_english", choices=("basic_english", "wordpiece"))
+    p.add_argument("--vocab", help="with --tokenizer wordpiece: the vocab.txt the pretraining used")
+    p.add_argument("--context-length", type=int, help="L (default: the 90th percentile)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    if not os.path.exists(args.data):
-        print(f"error: data not found: {args.data}; pass --data", file=sys.stderr)
+    paths = args.data or [IMDB]
+    missing = [d for d in paths if not os.path.exists(d)]
+    if missing or (args.tokenizer == "wordpiece" and not args.vocab):
+        print(f"error: data not found: {missing}; pass --data" if missing else "error: --tokenizer wordpiece needs "
+              "--vocab (the pretraining's vocab.txt)", file=sys.stderr)
         return 2
-    ds = IMDBBertDataset(args.data, 0, args.ds_to, layout=args.layout, seed=args.seed, verbose=False)
-    # IDF over the training sentences (each sample's first sentence, once per positive/negative twin)
-    docs = ds.original_ids[0::2].numpy()
+    reviews = read_reviews(paths, 0, None if args.ds_to == -1 else args.ds_to, log=lambda *_: None)
+    tokenizer, vocab = basic_english, None
+    if args.tokenizer == "wordpiece":
+        wordpiece = WordPieceTokenizer.from_file(args.vocab)
+        tokenizer, vocab = wordpiece.tokenize, Vocab(wordpiece.ids_to_tokens)
+    ds = IMDBBertDataset(reviews, 0, None, tokenizer=tokenizer, vocab=vocab, layout=args.layout,
+                         pair_task=args.pair_task, context_length=args.context_length, seed=args.seed, verbose=False)
+    # IDF over the training pairs' first segments
     df_counts = np.zeros(len(ds.vocab))
-    for row in docs:
-        df_counts[np.unique(row)] += 1
+    for row, types in zip(ds.original_ids.numpy(), ds.token_type_ids.numpy()):
+        df_counts[np.unique(row[types == 0])] += 1
+    docs = ds.original_ids
     idf = np.log((1 + len(docs)) / (1 + df_counts))
 
     x_train, x_val = overlap_features(ds, idf), overlap_features(ds.val, idf)
@@ -75,10 +95,11 @@ def main(argv=None) -> int:
         predict = lambda x: (model(torch.tensor((x - mean) / std)).squeeze(1) > 0).long().numpy()
     train_acc = (predict(x_train) == ds.pair_labels.numpy()).mean()
     val_acc = (predict(x_val) == ds.val.pair_labels.numpy()).mean()
-    print(f"{len(ds):,} training / {len(ds.val):,} held-out pairs from reviews [0, {args.ds_to}), layout {args.layout}")
+    print(f"{len(ds):,} training / {len(ds.val):,} held-out {args.pair_task.upper()} pairs from {len(reviews):,} "
+          f"reviews, layout {args.layout}")
     print(f"word-overlap logistic regression: train accuracy {train_acc:.3f}, held-out accuracy {val_acc:.3f} "
           f"(chance 0.5; ln 2 = {math.log(2):.3f})")
-    print(f"| NSP from word overlap alone (logistic regression), reviews [0, {args.ds_to}) | {val_acc:.3f} |")
+    print(f"| {args.pair_task.upper()} from word overlap alone (logistic regression) | {val_acc:.3f} |")
     return 0
 
 

@@ -13,7 +13,7 @@ from annotated_bert.checkpoints import CheckpointError
 from annotated_bert.config import preset
 from annotated_bert.electra import ElectraForPreTraining, generator_config
 from annotated_bert.files import read_jsonl
-from annotated_bert.model import BertForSequenceClassification
+from annotated_bert.heads import BertForSequenceClassification
 from annotated_bert.inference import Predictor
 from annotated_bert.plots import binary_entropy
 from annotated_bert.runtime import EXIT_INTERRUPTED

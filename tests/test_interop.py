@@ -315,7 +315,7 @@ def test_save_pretrained_is_atomic(tmp_path, monkeypatch):
 @pytest.mark.parametrize("task", ["sequence", "token", "qa"])
 def test_task_models_save_and_load_in_transformers_and_back(tmp_path, task):
     transformers = pytest.importorskip("transformers")
-    from annotated_bert.model import (BertForQuestionAnswering, BertForSequenceClassification,
+    from annotated_bert.heads import (BertForQuestionAnswering, BertForSequenceClassification,
                                       BertForTokenClassification)
     ours_cls, hf_cls, kwargs = {
         "sequence": (BertForSequenceClassification, transformers.BertForSequenceClassification, {"num_labels": 3}),

@@ -18,7 +18,7 @@ def basic_english_regex(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("text, tokens", [
-    # the brief's example and torchtext's documented one
+    # the walkthrough's example and torchtext's documented one
     ("you'll be hooked", ["you", "'", "ll", "be", "hooked"]),
     ("You can now install TorchText using pip!", ["you", "can", "now", "install", "torchtext", "using", "pip", "!"]),
     ('He said "wow".<br /><br />Great (really)?', ["he", "said", "wow", ".", "great", "(", "really", ")", "?"]),

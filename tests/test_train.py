@@ -303,3 +303,38 @@ def test_compiled_training_matches_eager(tiny_csv, tmp_path):
         assert a == pytest.approx(b, rel=1e-3)       # fused kernels round differently, nothing more
     state = load_training_checkpoint(str(tmp_path / "compiled"))
     assert not any(k.startswith("_orig_mod") for k in state["model"])  # the plain module's weights
+
+
+def test_albert_pretrains_with_sentence_order_and_fine_tunes(tiny_csv, tmp_path, capsys):
+    """--preset albert-mini trains MLM + SOP (its default pair task), and on packed chunks cut into
+    sentence pairs with --pair-task sop; the run loads into ALBERT's task model for fine-tuning and
+    answers fill-in-the-blank."""
+    from annotated_bert import finetune
+    from annotated_bert.albert import AlbertForSequenceClassification
+    from annotated_bert.inference import Predictor
+    out = tmp_path / "albert"
+    assert run(tiny_csv, out, "--epochs", "1", "--preset", "albert-mini") == 0
+    state = load_training_checkpoint(str(out))
+    assert state["config"]["model_type"] == "albert" and state["args"]["pair_task"] == "sop"
+    val = [r for r in read_jsonl(out / "metrics.jsonl") if r["split"] == "val"][-1]
+    assert {"mlm_acc", "sop_acc"} <= set(val) and "nsp_acc" not in val
+    assert len(Predictor.load(str(out)).fill_mask("the film [MASK] great", top_k=2)) == 1
+    packed = tmp_path / "albert-packed"
+    assert run(tiny_csv, packed, "--epochs", "1", "--preset", "albert-mini", "--layout", "packed",
+               "--pair-task", "sop", "--context-length", "12") == 0
+    assert "sop_acc" in [r for r in read_jsonl(packed / "metrics.jsonl") if r["split"] == "val"][-1]
+    labeled = tmp_path / "labeled.csv"
+    text = tiny_csv.read_text().splitlines()
+    labeled.write_text("\n".join([text[0]] + [line.rsplit(",", 1)[0] + (",positive" if i % 2 else ",negative")
+                                              for i, line in enumerate(text[1:])]) + "\n")
+    assert finetune.main(["--task", "sentiment", "--data", str(labeled), "--init", str(out), "--out",
+                          str(tmp_path / "ft"), "--epochs", "1", "--batch-size", "8", "--max-length", "32",
+                          "--quiet"]) == 0
+    model = AlbertForSequenceClassification.from_pretrained(str(tmp_path / "ft" / "best"), num_labels=2)
+    assert model.config.model_type == "albert"
+    with pytest.raises(SystemExit):
+        train.main(["--preset", "albert-mini", "--objective", "electra"])
+    assert "no ALBERT preset" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.main(["--no-nsp", "--pair-task", "sop"])
+    assert "contradict" in capsys.readouterr().err

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from annotated_bert.checkpoints import load_training_checkpoint
 from annotated_bert.config import preset
 from annotated_bert.files import read_jsonl
-from annotated_bert.model import BertForPreTraining, BertForSequenceClassification
+from annotated_bert.heads import BertForSequenceClassification
+from annotated_bert.model import BertForPreTraining
 from annotated_bert.runtime import EXIT_INTERRUPTED
 from annotated_bert.training import (NonFiniteLoss, Plan, Schedule, TrainState, evaluate, fit, make_optimizer,
                                      parameter_groups, restore, train_step)
