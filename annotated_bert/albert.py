@@ -1,13 +1,13 @@
 """ALBERT (Lan et al. 2019, "ALBERT: A Lite BERT for Self-supervised Learning of Language
 Representations"): BERT with three changes, each a few lines here.
 
-1. Factorized embedding (section 3.1): tokens are embedded in a small size E, then projected to
+1. Factorized embedding parameterization (section 3.1): tokens are embedded in a small size E, then projected to
    the hidden size H (`encoder.embedding_hidden_mapping_in`): V·E + E·H parameters instead of V·H.
    With V = 30,000, E = 128 and H = 768 that is 3.9M instead of 23M.
 2. Cross-layer parameter sharing (section 3.1): one block, applied `num_hidden_layers` times (or
    `num_hidden_groups` blocks, each applied to a run of consecutive layers). BERT-base's 85M layer
    parameters become 7M: the same compute per token, a tenth of the weights.
-3. Sentence-order prediction (section 3.2): the pair head learns whether two consecutive segments
+3. Sentence-order prediction (section 3.1, "inter-sentence coherence loss"): the pair head learns whether two consecutive segments
    of one text are in order or swapped (`sop_labels`, 1 = in order), a coherence task that topic
    overlap cannot solve, where NSP's random negatives mostly test topic.
 

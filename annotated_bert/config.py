@@ -114,14 +114,14 @@ PRESETS: dict[str, dict] = {
     "bert-base": dict(),                                                                                      # 110M
     "bert-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),  # 336M
     # ALBERT: embeddings of width 128 and one block shared by every layer. Counts with its 30,000
-    # vocabulary: albert-mini is bert-mini's width and depth at a fifth of its parameters, and
+    # vocabulary: albert-mini is bert-mini's width and depth at under half its parameters, and
     # albert-base the paper's base size, 12M against bert-base's 110M.
     "albert-mini": dict(model_type="albert", hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                        intermediate_size=1024),                                                               # 4.8M
+                        intermediate_size=1024),                                                               # 4.9M
     "albert-base": dict(model_type="albert", hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                        intermediate_size=3072),                                                               # 11.7M
+                        intermediate_size=3072),                                                               # 11.8M
     "albert-large": dict(model_type="albert", hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                         intermediate_size=4096),                                                              # 17.7M
+                         intermediate_size=4096),                                                              # 17.8M
 }
 
 

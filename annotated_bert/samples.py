@@ -212,7 +212,8 @@ def layout_pairs(a: np.ndarray, a_len: np.ndarray, b: np.ndarray, b_len: np.ndar
 
 def make_chunks(sentences: Sentences, in_split: np.ndarray, seq_len: int, special: SpecialIds,
                 separator: int | None) -> np.ndarray:
-    """The "packed" layout (RoBERTa's FULL-SENTENCES, one review at a time): each review's
+    """The "packed" layout (close to RoBERTa's DOC-SENTENCES: one review at a time, never crossing
+    into the next, but cut at fixed token counts rather than sentence boundaries): each review's
     sentences end to end (joined by `separator`, the "." they were split at), cut into chunks of
     seq_len - 2 tokens, each `[CLS] chunk [SEP] [PAD]..`. Returns (N, seq_len) ids, one segment."""
     idx = np.flatnonzero(in_split[sentences.review])                       # sentences of the split

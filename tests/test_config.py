@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from annotated_bert.config import PRESETS, BertConfig, preset
-from annotated_bert.model import BertForPreTraining
+from annotated_bert.models import pretraining_class
 
 
 def test_presets_and_config_errors():
@@ -34,10 +34,12 @@ def test_dict_round_trip_ignores_unknown_fields_and_replace_checks_again():
 
 
 @pytest.mark.parametrize("name, millions", [("bert-tiny", 4.4), ("bert-mini", 11.3), ("bert-small", 29.1),
-                                            ("bert-medium", 41.7), ("bert-base", 110.1), ("bert-large", 336.2)])
+                                            ("bert-medium", 41.7), ("bert-base", 110.1), ("bert-large", 336.2),
+                                            ("albert-mini", 4.9), ("albert-base", 11.8), ("albert-large", 17.8)])
 def test_preset_sizes_are_the_ones_their_comments_state(name, millions):
-    """With the pretraining heads (decoder tied) and BERT's 30,522-token vocabulary; built on the
-    meta device, so no memory is spent on bert-large."""
+    """With the pretraining heads (decoder tied) and the default vocabulary (BERT's 30,522 tokens,
+    ALBERT's 30,000); built on the meta device, so no memory is spent on bert-large."""
+    config = preset(name)
     with torch.device("meta"):
-        model = BertForPreTraining(preset(name))
+        model = pretraining_class(config.model_type)(config)
     assert model.num_parameters() / 1e6 == pytest.approx(millions, abs=0.05)
