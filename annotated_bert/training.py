@@ -284,12 +284,14 @@ def fit(model, optimizer, plan: Plan, state: TrainState, *,
     trained_since_val = [0, time.perf_counter()]  # samples and clock since the last validation
     last_validated = None
 
-    def run_validation(epoch: int) -> None:
+    def run_validation(epoch: int) -> float:
+        """Validate, log, keep the best, plot; returns the seconds it took (not training time)."""
         nonlocal last_validated
+        t0 = time.perf_counter()
         last_validated = state.step
         metrics = validate()
         if not metrics:  # nothing held out to validate on
-            return
+            return time.perf_counter() - t0
         sps = trained_since_val[0] / max(time.perf_counter() - trained_since_val[1], 1e-9)
         improved = main_metric is not None and (state.best is None or metrics[main_metric] > state.best)
         if improved:
@@ -303,6 +305,7 @@ def fit(model, optimizer, plan: Plan, state: TrainState, *,
         if plot is not None and is_main():
             plot()
         trained_since_val[:] = [0, time.perf_counter()]
+        return time.perf_counter() - t0
 
     def say_how_to_resume() -> None:
         say(f"saved {plan.out}/checkpoint.pt at step {state.step}; continue with: {plan.command} --resume {plan.out}")
@@ -339,7 +342,7 @@ def fit(model, optimizer, plan: Plan, state: TrainState, *,
                     window = _Window()
                 interrupted, out_of_time = stop.check(state.elapsed, device)
                 if plan.eval_every and state.step % plan.eval_every == 0:
-                    run_validation(epoch + 1)
+                    window.t0 += run_validation(epoch + 1)  # the window's samples/s counts training only
                 if interrupted and not last_of_epoch:
                     save()
                     say_how_to_resume()
