@@ -11,7 +11,8 @@ benchmark's pipeline: a 16,000-piece WordPiece vocabulary (trained by the first 
 the others), whole reviews packed into 257-token chunks; for the rows with a pair task each chunk
 is cut at a sentence boundary into A and B (NSP: B from another review half the time; SOP: A and
 B swapped half the time). Pretraining: `bert-mini`'s width and depth (ALBERT: `albert-mini`), 15%
-masked, batch 32, lr 1e-3 (ELECTRA 3e-4), sin/cos positions, no dropout, bf16, --budget-minutes.
+masked, batch 32, lr 1e-3 (ELECTRA 3e-4), sin/cos positions, no dropout, --budget-minutes; bf16
+autocast where the CPU computes bfloat16 in hardware, fp32 elsewhere (or --precision).
 The probe: IMDb sentiment fine-tuned on the first 5,000 training reviews outside the 2,500-review
 validation slice that `finetune --seed 0` holds out, 128 tokens (head + tail), 1 epoch, batch 32,
 lr 2e-4, evaluated on that slice, once per fine-tuning seed (0 and 1).
@@ -34,6 +35,7 @@ import numpy as np
 from annotated_bert.checkpoints import CheckpointError, load_training_checkpoint
 from annotated_bert.data import read_table
 from annotated_bert.files import atomic_write_text, read_jsonl
+from annotated_bert.runtime import cpu_has_native_bf16
 
 DATA = os.environ.get("ANNOTATED_BERT_SHARED_DATA", os.path.join("..", "shared", "data"))
 OUT = os.path.join("runs", "variants")
@@ -75,7 +77,7 @@ def finished(directory: str) -> bool:
         return False
 
 
-def pretrain(name: str, flags: list[str], data: str, minutes: float) -> None:
+def pretrain(name: str, flags: list[str], data: str, minutes: float, precision: str) -> None:
     out = os.path.join(OUT, name)
     if finished(out):
         return
@@ -87,7 +89,7 @@ def pretrain(name: str, flags: list[str], data: str, minutes: float) -> None:
     run([sys.executable, "-m", "annotated_bert.train", "--data", os.path.join(data, "imdb_train.csv.gz"),
          "--data", os.path.join(data, "imdb_unsup.csv.gz"), "--ds-to", "-1", "--layout", "packed", *tokenizer,
          "--context-length", "128", "--batch-size", "32", "--lr", "1e-3", "--positions", "sinusoidal", "--dropout", "0",
-         "--precision", "bf16", "--epochs", "3", "--budget-minutes", str(minutes), "--save-every", "250",
+         "--precision", precision, "--epochs", "3", "--budget-minutes", str(minutes), "--save-every", "250",
          "--quiet", "--out", out, *flags])
 
 
@@ -107,13 +109,13 @@ def overlap_baseline(data: str) -> float:
         return json.load(f)["val_accuracy"]
 
 
-def finetune(name: str, seed: int, train: str, val: str) -> float:
+def finetune(name: str, seed: int, train: str, val: str, precision: str) -> float:
     out = os.path.join(OUT, f"ft-{name}-s{seed}")
     if not os.path.exists(os.path.join(out, "best", "finetune.json")) or not finished(out):
         run([sys.executable, "-m", "annotated_bert.finetune", "--task", "sentiment", "--data", train,
              "--eval-data", val, "--init", os.path.join(OUT, name), "--max-length", "128", "--epochs", "1",
              "--batch-size", "32", "--lr", "2e-4", "--dropout", "0.1", "--attention-dropout", "0",
-             "--precision", "bf16", "--seed", str(seed), "--quiet", "--out", out])
+             "--precision", precision, "--seed", str(seed), "--quiet", "--out", out])
     return max(r["accuracy"] for r in read_jsonl(os.path.join(out, "metrics.jsonl")) if r["split"] == "val")
 
 
@@ -141,14 +143,17 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=DATA, help="the folder holding imdb_train.csv.gz and imdb_unsup.csv.gz")
     p.add_argument("--minutes", type=float, default=20, help="each pretraining's wall-clock budget")
     p.add_argument("--only", nargs="+", choices=list(ROWS), help="some of the rows (bert first: it makes the vocabulary)")
+    p.add_argument("--precision", choices=("fp32", "bf16"),
+                   help="autocast for every run (default: bf16 where the CPU has bfloat16 instructions, else fp32)")
     args = p.parse_args(argv)
+    precision = args.precision or ("bf16" if cpu_has_native_bf16() else "fp32")
     os.makedirs(OUT, exist_ok=True)
     rows = args.only or list(ROWS)
     train, val = probe_files(args.data)
     results = {}
     for name in rows:
-        pretrain(name, ROWS[name][1], args.data, args.minutes)
-        results[name] = pretraining_summary(name) | {"imdb": [finetune(name, s, train, val) for s in SEEDS]}
+        pretrain(name, ROWS[name][1], args.data, args.minutes, precision)
+        results[name] = pretraining_summary(name) | {"imdb": [finetune(name, s, train, val, precision) for s in SEEDS]}
     overlap = overlap_baseline(args.data) if "bert" in rows else None
     lines = ["| variant | parameters (kept for fine-tuning) | steps in the budget | training samples/s | "
              "held-out MLM accuracy | pair task: held-out accuracy | IMDb validation accuracy (seeds 0, 1) |",
@@ -163,7 +168,8 @@ def main(argv=None) -> int:
                      f"{r['imdb'][0]:.4f}, {r['imdb'][1]:.4f} (mean {sum(r['imdb']) / 2:.4f}) |")
     table = "\n".join(lines) + "\n"
     atomic_write_text(os.path.join(OUT, "table.md"), table)
-    atomic_write_text(os.path.join(OUT, "results.json"), json.dumps({"rows": results, "nsp_overlap": overlap}, indent=2))
+    atomic_write_text(os.path.join(OUT, "results.json"), json.dumps({"rows": results, "nsp_overlap": overlap, "precision": precision,
+                                                                        "minutes": args.minutes}, indent=2))
     print(table)
     return 0
 
