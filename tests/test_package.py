@@ -46,3 +46,46 @@ def test_every_flag_explains_itself_and_every_range_names_a_flag(cli):
     assert "(default: 0.1)" in text  # --val-fraction's, added by the formatter
     assert not re.search(r"default:[^()]*\) \(default:", text), text
     assert set(ranges) <= set(flags)
+
+
+def _imports() -> dict[str, set[str]]:
+    """Each module of the package -> the package modules it imports (anywhere in its file)."""
+    import ast
+    import pathlib
+    root = pathlib.Path(annotated_bert.__file__).parent
+    names = {p.stem for p in root.glob("*.py")} - {"__init__", "__main__"}
+    graph = {}
+    for name in names:
+        tree = ast.parse((root / f"{name}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("annotated_bert."):
+                found.add(node.module.split(".")[1])
+            elif isinstance(node, ast.ImportFrom) and node.module == "annotated_bert":
+                found |= {a.name for a in node.names if a.name in names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("annotated_bert.")}
+        graph[name] = found & names - {name}
+    return graph
+
+
+def test_the_import_graph_has_no_cycle_and_the_clis_import_no_cli():
+    graph = _imports()
+    clis = {"train", "finetune", "predict"}
+    assert clis <= set(graph)
+    assert {cli: graph[cli] & clis for cli in clis} == {cli: set() for cli in clis}
+    assert not any(graph[m] & clis for m in graph if m not in clis), "a library module imports a CLI"
+    done, visiting = set(), []
+
+    def visit(module):   # depth-first; a module met again while still on the path closes a cycle
+        if module in visiting:
+            raise AssertionError("import cycle: " + " -> ".join(visiting[visiting.index(module):] + [module]))
+        if module not in done:
+            visiting.append(module)
+            for m in sorted(graph[module]):
+                visit(m)
+            visiting.pop()
+            done.add(module)
+
+    for module in sorted(graph):
+        visit(module)
