@@ -17,12 +17,12 @@ from annotated_bert.pretraining import IMDBBertDataset, tokenize_reviews
 from annotated_bert.tokenization import basic_english
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(REPO, "..", "shared", "data")
+SHARED = os.environ.get("ANNOTATED_BERT_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", action="append", help="CSV files (default: imdb_train + imdb_unsup from ../shared/data)")
+    p.add_argument("--data", action="append", help="CSV files (default: imdb_train + imdb_unsup from $ANNOTATED_BERT_SHARED_DATA, else ../shared/data)")
     p.add_argument("--layout", default="walkthrough", choices=("walkthrough", "standard"))
     args = p.parse_args(argv)
     paths = args.data or [os.path.join(SHARED, "imdb_train.csv.gz"), os.path.join(SHARED, "imdb_unsup.csv.gz")]

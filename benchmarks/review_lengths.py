@@ -21,8 +21,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data", "imdb_train.csv.gz"),
-                   help="a CSV with a review/text column (default: ../shared/data/imdb_train.csv.gz)")
+    p.add_argument("--data", default=os.path.join(os.environ.get("ANNOTATED_BERT_SHARED_DATA", os.path.join(REPO, "..", "shared", "data")),
+                                         "imdb_train.csv.gz"),
+                   help="a CSV with a review/text column (default: imdb_train.csv.gz in $ANNOTATED_BERT_SHARED_DATA, else ../shared/data)")
     p.add_argument("--init", default=os.path.join(REPO, "runs", "imdb-pretrain-m40"),
                    help="whose vocabulary: a pretraining run, fine-tuned output or Hugging Face directory")
     p.add_argument("--max-length", type=int, nargs="+", default=[256, 384, 512])
