@@ -1,7 +1,7 @@
 """What each BERT variant buys on the same CPU budget: BERT (MLM + NSP), RoBERTa-style (MLM only,
 dynamic masking), ALBERT (MLM + SOP, factorized embedding, one shared block) and ELECTRA
 (replaced-token detection), each pretrained for the same wall-clock minutes on the same data and
-probed by the same fine-tuning.
+probed by the same fine-tuning, beside the same probe from random weights.
 
     python benchmarks/variants.py                       # everything (about 2 hours on a 2-core CPU)
     python benchmarks/variants.py --minutes 20 --only bert albert
@@ -109,13 +109,14 @@ def overlap_baseline(data: str) -> float:
         return json.load(f)["val_accuracy"]
 
 
-def finetune(name: str, seed: int, train: str, val: str, precision: str) -> float:
-    out = os.path.join(OUT, f"ft-{name}-s{seed}")
+def finetune(name: str, seed: int, train: str, val: str, precision: str, reinit: bool = False) -> float:
+    """The probe's best validation accuracy; `reinit`: the same model and vocabulary, weights re-drawn."""
+    out = os.path.join(OUT, f"ft-{'random' if reinit else name}-s{seed}")
     if not os.path.exists(os.path.join(out, "best", "finetune.json")) or not finished(out):
         run([sys.executable, "-m", "annotated_bert.finetune", "--task", "sentiment", "--data", train,
              "--eval-data", val, "--init", os.path.join(OUT, name), "--max-length", "128", "--epochs", "1",
              "--batch-size", "32", "--lr", "2e-4", "--dropout", "0.1", "--attention-dropout", "0",
-             "--precision", precision, "--seed", str(seed), "--quiet", "--out", out])
+             "--precision", precision, "--seed", str(seed), "--quiet", "--out", out, *(["--reinit"] if reinit else [])])
     return max(r["accuracy"] for r in read_jsonl(os.path.join(out, "metrics.jsonl")) if r["split"] == "val")
 
 
@@ -154,6 +155,8 @@ def main(argv=None) -> int:
     for name in rows:
         pretrain(name, ROWS[name][1], args.data, args.minutes, precision)
         results[name] = pretraining_summary(name) | {"imdb": [finetune(name, s, train, val, precision) for s in SEEDS]}
+    # the reference: what the probe gives with no pretraining at all
+    random = [finetune("bert", s, train, val, precision, reinit=True) for s in SEEDS] if "bert" in rows else None
     overlap = overlap_baseline(args.data) if "bert" in rows else None
     lines = ["| variant | parameters (kept for fine-tuning) | steps in the budget | training samples/s | "
              "held-out MLM accuracy | pair task: held-out accuracy | IMDb validation accuracy (seeds 0, 1) |",
@@ -166,9 +169,13 @@ def main(argv=None) -> int:
         lines.append(f"| {ROWS[name][0]} | {r['parameters'] / 1e6:.1f}M ({r['encoder_parameters'] / 1e6:.1f}M) | "
                      f"{r['steps']:,} | {r['samples_per_s']:.1f} | {pretraining} | {pair} | "
                      f"{r['imdb'][0]:.4f}, {r['imdb'][1]:.4f} (mean {sum(r['imdb']) / 2:.4f}) |")
+    if random:
+        lines.append(f"| no pretraining: the BERT row's model and vocabulary, weights re-drawn (`--reinit`) | "
+                     f"{results['bert']['encoder_parameters'] / 1e6:.1f}M | 0 | | | | "
+                     f"{random[0]:.4f}, {random[1]:.4f} (mean {sum(random) / 2:.4f}) |")
     table = "\n".join(lines) + "\n"
     atomic_write_text(os.path.join(OUT, "table.md"), table)
-    atomic_write_text(os.path.join(OUT, "results.json"), json.dumps({"rows": results, "nsp_overlap": overlap, "precision": precision,
+    atomic_write_text(os.path.join(OUT, "results.json"), json.dumps({"rows": results, "no_pretraining": random, "nsp_overlap": overlap, "precision": precision,
                                                                         "minutes": args.minutes}, indent=2))
     print(table)
     return 0
