@@ -120,6 +120,26 @@ def finetune(name: str, seed: int, train: str, val: str, precision: str, reinit:
     return max(r["accuracy"] for r in read_jsonl(os.path.join(out, "metrics.jsonl")) if r["split"] == "val")
 
 
+def cls_spread(name: str, val: str, n: int = 256) -> float:
+    """How much the last layer's [CLS] vector varies from review to review: its standard deviation
+    over the first `n` probe-validation reviews (128 tokens), averaged over dimensions. A vector
+    that barely moves gives the probe's classifier nothing to read."""
+    import torch
+
+    from annotated_bert.interop import load_tokenizer
+    from annotated_bert.models import model_type_of, task_class
+
+    directory = os.path.join(OUT, name)
+    texts = read_table(val, log=lambda *_: None)["review"].tolist()[:n]
+    model, _ = task_class("sentiment", model_type_of(directory)).from_pretrained(directory, num_labels=2,
+                                                                                 output_loading_info=True)
+    batch = load_tokenizer(directory)(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    with torch.no_grad():
+        h = getattr(model.eval(), model.base_model_prefix)(batch["input_ids"], batch["token_type_ids"],
+                                                           batch["attention_mask"]).last_hidden_state
+    return h[:, 0].std(0).mean().item()
+
+
 def pretraining_summary(name: str) -> dict:
     records = read_jsonl(os.path.join(OUT, name, "metrics.jsonl"))
     train = [r for r in records if r["split"] == "train"]
@@ -154,24 +174,26 @@ def main(argv=None) -> int:
     results = {}
     for name in rows:
         pretrain(name, ROWS[name][1], args.data, args.minutes, precision)
-        results[name] = pretraining_summary(name) | {"imdb": [finetune(name, s, train, val, precision) for s in SEEDS]}
+        results[name] = pretraining_summary(name) | {"imdb": [finetune(name, s, train, val, precision) for s in SEEDS],
+                                                     "cls_spread": cls_spread(name, val)}
     # the reference: what the probe gives with no pretraining at all
     random = [finetune("bert", s, train, val, precision, reinit=True) for s in SEEDS] if "bert" in rows else None
     overlap = overlap_baseline(args.data) if "bert" in rows else None
     lines = ["| variant | parameters (kept for fine-tuning) | steps in the budget | training samples/s | "
-             "held-out MLM accuracy | pair task: held-out accuracy | IMDb validation accuracy (seeds 0, 1) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "held-out MLM accuracy | pair task: held-out accuracy | [CLS] spread across reviews | "
+             "IMDb validation accuracy (seeds 0, 1) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in results.items():
         pretraining = f"{r['mlm_acc']:.3f}" if r["rtd_acc"] is None else f"{r['mlm_acc']:.3f} (generator); replaced-token accuracy {r['rtd_acc']:.3f}"
         pair = "none" if r["pair_task"] is None else f"{r['pair_task'].upper()} {r['pair_acc']:.3f}" + (
             f" (word overlap: {overlap:.3f})" if r["pair_task"] == "nsp" and overlap is not None else
             " (word overlap: 0.5 by construction)" if r["pair_task"] == "sop" else "")
         lines.append(f"| {ROWS[name][0]} | {r['parameters'] / 1e6:.1f}M ({r['encoder_parameters'] / 1e6:.1f}M) | "
-                     f"{r['steps']:,} | {r['samples_per_s']:.1f} | {pretraining} | {pair} | "
+                     f"{r['steps']:,} | {r['samples_per_s']:.1f} | {pretraining} | {pair} | {r['cls_spread']:.3f} | "
                      f"{r['imdb'][0]:.4f}, {r['imdb'][1]:.4f} (mean {sum(r['imdb']) / 2:.4f}) |")
     if random:
         lines.append(f"| no pretraining: the BERT row's model and vocabulary, weights re-drawn (`--reinit`) | "
-                     f"{results['bert']['encoder_parameters'] / 1e6:.1f}M | 0 | | | | "
+                     f"{results['bert']['encoder_parameters'] / 1e6:.1f}M | 0 | | | | | "
                      f"{random[0]:.4f}, {random[1]:.4f} (mean {sum(random) / 2:.4f}) |")
     table = "\n".join(lines) + "\n"
     atomic_write_text(os.path.join(OUT, "table.md"), table)
