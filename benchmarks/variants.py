@@ -177,7 +177,7 @@ def main(argv=None) -> int:
         results[name] = pretraining_summary(name) | {"imdb": [finetune(name, s, train, val, precision) for s in SEEDS],
                                                      "cls_spread": cls_spread(name, val)}
     # the reference: what the probe gives with no pretraining at all
-    random = [finetune("bert", s, train, val, precision, reinit=True) for s in SEEDS] if "bert" in rows else None
+    no_pretraining = [finetune("bert", s, train, val, precision, reinit=True) for s in SEEDS] if "bert" in rows else None
     overlap = overlap_baseline(args.data) if "bert" in rows else None
     lines = ["| variant | parameters (kept for fine-tuning) | steps in the budget | training samples/s | "
              "held-out MLM accuracy | pair task: held-out accuracy | [CLS] spread across reviews | "
@@ -191,13 +191,13 @@ def main(argv=None) -> int:
         lines.append(f"| {ROWS[name][0]} | {r['parameters'] / 1e6:.1f}M ({r['encoder_parameters'] / 1e6:.1f}M) | "
                      f"{r['steps']:,} | {r['samples_per_s']:.1f} | {pretraining} | {pair} | {r['cls_spread']:.3f} | "
                      f"{r['imdb'][0]:.4f}, {r['imdb'][1]:.4f} (mean {sum(r['imdb']) / 2:.4f}) |")
-    if random:
+    if no_pretraining:
         lines.append(f"| no pretraining: the BERT row's model and vocabulary, weights re-drawn (`--reinit`) | "
                      f"{results['bert']['encoder_parameters'] / 1e6:.1f}M | 0 | | | | | "
-                     f"{random[0]:.4f}, {random[1]:.4f} (mean {sum(random) / 2:.4f}) |")
+                     f"{no_pretraining[0]:.4f}, {no_pretraining[1]:.4f} (mean {sum(no_pretraining) / 2:.4f}) |")
     table = "\n".join(lines) + "\n"
     atomic_write_text(os.path.join(OUT, "table.md"), table)
-    atomic_write_text(os.path.join(OUT, "results.json"), json.dumps({"rows": results, "no_pretraining": random, "nsp_overlap": overlap, "precision": precision,
+    atomic_write_text(os.path.join(OUT, "results.json"), json.dumps({"rows": results, "no_pretraining": no_pretraining, "nsp_overlap": overlap, "precision": precision,
                                                                         "minutes": args.minutes}, indent=2))
     print(table)
     return 0
