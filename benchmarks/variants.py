@@ -167,6 +167,9 @@ def main(argv=None) -> int:
     p.add_argument("--precision", choices=("fp32", "bf16"),
                    help="autocast for every run (default: bf16 where the CPU has bfloat16 instructions, else fp32)")
     args = p.parse_args(argv)
+    missing = [f for f in ("imdb_train.csv.gz", "imdb_unsup.csv.gz") if not os.path.exists(os.path.join(args.data, f))]
+    if missing:
+        p.error(f"{', '.join(missing)} not in {args.data}: pass --data path/to/folder or set ANNOTATED_BERT_SHARED_DATA")
     precision = args.precision or ("bf16" if cpu_has_native_bf16() else "fp32")
     os.makedirs(OUT, exist_ok=True)
     rows = args.only or list(ROWS)
